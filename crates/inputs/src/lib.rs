@@ -1,0 +1,3 @@
+//! Input adapters: thin I/O shells that feed frames to the pure decoders in `wire`.
+
+pub mod file;

@@ -1,0 +1,10 @@
+//! Pure, allocation-free decoders for everything wirelens reads off the wire.
+//!
+//! This crate does no I/O, reads no clock, spawns nothing and never panics on input:
+//! every malformed byte sequence is a typed error or a flagged value, which callers count.
+//! Decoded values borrow from the caller's buffer.
+
+pub mod capture;
+pub mod dns;
+pub mod hash;
+pub mod packet;
