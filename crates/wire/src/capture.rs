@@ -617,7 +617,10 @@ mod tests {
     }
 
     /// Decodes every unit of `buf`, returning (ts, link, iface, data) of each record.
-    fn decode_all(buf: &[u8]) -> Result<Vec<(u64, LinkType, u32, Vec<u8>)>, CaptureError> {
+    /// (timestamp, link type, interface, data) of one decoded record.
+    type Owned = (u64, LinkType, u32, Vec<u8>);
+
+    fn decode_all(buf: &[u8]) -> Result<Vec<Owned>, CaptureError> {
         let mut d = CaptureDecoder::new();
         let mut out = Vec::new();
         let mut at = 0;
