@@ -1,0 +1,164 @@
+//! pktvisor's qname aggregation (`aggregateDomain`): the qname2/qname3 keys of the top-name
+//! lists, as suffix slices of the name. It does not lower-case or validate names.
+
+/// Splits a name into pktvisor's (qname2, qname3) aggregation keys, both suffixes of `name`.
+///
+/// qname2 is the last two labels with their leading dot (`biz.foo.bar.com` → `.bar.com`),
+/// qname3 the last three (`.foo.bar.com`); when there is no third label qname3 is the whole
+/// name (`foo.bar.com` → `foo.bar.com`). Names shorter than 5 bytes, or without a second
+/// dot, give qname2 = the whole name and no qname3. A trailing dot is kept and ignored when
+/// counting labels. `static_suffix_len` (0 for none) is the length of a suffix that counts as
+/// a single label — a matched `only_qname_suffix` entry or public suffix including its leading
+/// dot — and is ignored unless shorter than the name.
+///
+/// This reproduces pktvisor's algorithm byte for byte, including its quirks (a name whose
+/// only dot is its first byte gives qname3 = the whole name).
+pub fn aggregate_qname(name: &[u8], static_suffix_len: usize) -> (&[u8], Option<&[u8]>) {
+    let n = name.len();
+    // The smallest name ever aggregated is a.b.c.
+    if n < 5 {
+        return (name, None);
+    }
+    let end_dot = if static_suffix_len > 0 && n > static_suffix_len {
+        Some(n - static_suffix_len)
+    } else if name.last() == Some(&b'.') {
+        Some(n - 2)
+    } else {
+        None
+    };
+    let mut qname2 = name;
+    let mut qname3 = Some(name);
+    if let Some(first_dot) = rfind_dot(name, end_dot)
+        && first_dot > 0
+    {
+        match rfind_dot(name, Some(first_dot - 1)) {
+            Some(second_dot) => {
+                qname2 = name.get(second_dot..).unwrap_or(name);
+                if second_dot > 0
+                    && let Some(third_dot) = rfind_dot(name, Some(second_dot - 1))
+                {
+                    qname3 = Some(name.get(third_dot..).unwrap_or(name));
+                }
+            }
+            None => qname3 = None,
+        }
+    }
+    (qname2, qname3)
+}
+
+/// Position of the last `.` at or before `upto` (anywhere when `None`), like C++ `rfind`.
+#[inline]
+fn rfind_dot(name: &[u8], upto: Option<usize>) -> Option<usize> {
+    let end = upto.map_or(name.len(), |p| p.saturating_add(1).min(name.len()));
+    name.get(..end)?.iter().rposition(|&b| b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aggregate_qname;
+
+    fn agg(name: &str, suffix: &str) -> (String, Option<String>) {
+        let (q2, q3) = aggregate_qname(name.as_bytes(), suffix.len());
+        (
+            String::from_utf8(q2.to_vec()).expect("ascii"),
+            q3.map(|q| String::from_utf8(q.to_vec()).expect("ascii")),
+        )
+    }
+
+    fn check(name: &str, suffix: &str, q2: &str, q3: Option<&str>) {
+        assert_eq!(
+            agg(name, suffix),
+            (q2.to_string(), q3.map(str::to_string)),
+            "name {name:?} suffix {suffix:?}"
+        );
+    }
+
+    #[test]
+    fn pktvisor_cases_without_suffix() {
+        check("biz.foo.bar.com", "", ".bar.com", Some(".foo.bar.com"));
+        check("a.com", "", "a.com", None);
+        check("abcdefg.com.", "", "abcdefg.com.", None);
+        check("foo.bar.com", "", ".bar.com", Some("foo.bar.com"));
+        check(".", "", ".", None);
+        check("..", "", "..", None);
+        check("a", "", "a", None);
+        check("a.", "", "a.", None);
+        check("foo.bar.com.", "", ".bar.com.", Some("foo.bar.com."));
+        check(".foo.bar.com", "", ".bar.com", Some(".foo.bar.com"));
+        check("a.b.c", "", ".b.c", Some("a.b.c"));
+        check(".b.c", "", ".b.c", None);
+    }
+
+    #[test]
+    fn pktvisor_cases_with_static_suffix() {
+        check(
+            "biz.foo.bar.com",
+            ".bar.com",
+            ".foo.bar.com",
+            Some("biz.foo.bar.com"),
+        );
+        check(
+            "biz.foo.bar.com",
+            "bar.com",
+            ".foo.bar.com",
+            Some("biz.foo.bar.com"),
+        );
+        check("biz.foo.bar.com", "foo.bar.com", "biz.foo.bar.com", None);
+        check(
+            "foo.bar.com.",
+            "biz.foo.bar.com",
+            ".bar.com.",
+            Some("foo.bar.com."),
+        );
+        check(
+            "www.google.co.uk",
+            ".co.uk",
+            ".google.co.uk",
+            Some("www.google.co.uk"),
+        );
+        check("www.google.co.uk", "google.co.uk", "www.google.co.uk", None);
+        check(
+            "foo.bar.com",
+            "foo.bar.com",
+            ".bar.com",
+            Some("foo.bar.com"),
+        );
+    }
+
+    #[test]
+    fn suffix_covering_the_whole_tail_keeps_the_whole_name() {
+        // The suffix's leading dot is the first dot of the name: no second label exists.
+        check("foo.bar.com", ".bar.com", "foo.bar.com", None);
+        check(
+            "sirius.mwbsys.com",
+            ".com",
+            ".mwbsys.com",
+            Some("sirius.mwbsys.com"),
+        );
+    }
+
+    #[test]
+    fn quirks_are_reproduced() {
+        // No dot at all: both keys are the whole name (pktvisor counts it in qname3 too).
+        check("abcdef", "", "abcdef", Some("abcdef"));
+        // Dot only at position 0.
+        check(".abcdef", "", ".abcdef", Some(".abcdef"));
+        // Two labels with a leading dot: qname3 falls back to the whole name.
+        check(".bar.com", "", ".bar.com", Some(".bar.com"));
+        // Suffix longer than the name is ignored.
+        check("x.y.z", "abcdefgh", ".y.z", Some("x.y.z"));
+    }
+
+    #[test]
+    fn results_are_suffixes_of_the_input() {
+        let name = b"deep.www.example.co.uk";
+        let (q2, q3) = aggregate_qname(name, 6);
+        assert_eq!(q2, b".example.co.uk");
+        assert_eq!(q3, Some(&b".www.example.co.uk"[..]));
+        assert!(name.ends_with(q2));
+        assert_eq!(
+            q2.as_ptr() as usize + q2.len(),
+            name.as_ptr() as usize + name.len()
+        );
+    }
+}
