@@ -1,1 +1,1 @@
-//! (placeholder, filled by its owner)
+//! IP defragmentation (placeholder).
