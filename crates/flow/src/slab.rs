@@ -112,6 +112,7 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
     }
 
     /// Moves `idx` to the head of the recency list.
+    #[allow(dead_code)] // used by the TCP table
     pub(crate) fn touch(&mut self, idx: u32) {
         if self.head != idx {
             self.unlink(idx);
@@ -125,6 +126,7 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
     }
 
     /// The key stored in `idx`.
+    #[allow(dead_code)] // used by the TCP table
     pub(crate) fn key(&self, idx: u32) -> Option<&K> {
         self.slots.get(idx as usize).map(|s| &s.key)
     }
@@ -186,7 +188,9 @@ mod tests {
         assert_eq!(s.find(&10), Some(a));
         assert_eq!(s.find(&20), Some(b));
         assert_eq!(s.find(&30), None);
-        s.value_mut(a).map(|v| v.extend_from_slice(b"xyz"));
+        if let Some(v) = s.value_mut(a) {
+            v.extend_from_slice(b"xyz");
+        }
         s.remove(a);
         assert_eq!(s.find(&10), None);
         assert_eq!(s.len(), 1);
