@@ -1,1 +1,1 @@
-//! (placeholder, filled by its owner)
+//! TCP reassembly (placeholder).
