@@ -93,7 +93,10 @@ fn mixed_pcapng() -> Vec<u8> {
     f
 }
 
-fn read_all(f: &mut CaptureFile) -> Result<Vec<(u64, LinkType, u32, Vec<u8>)>, InputError> {
+/// (timestamp, link type, interface, data) of one record.
+type Owned = (u64, LinkType, u32, Vec<u8>);
+
+fn read_all(f: &mut CaptureFile) -> Result<Vec<Owned>, InputError> {
     let mut out = Vec::new();
     while let Some(r) = f.next_record()? {
         out.push((r.ts_ns, r.link, r.interface, r.data.to_vec()));
