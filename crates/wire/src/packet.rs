@@ -17,7 +17,7 @@ const MAX_MPLS_LABELS: usize = 16;
 /// Most link-layer encapsulations walked before giving up (bounds pseudowire nesting).
 const MAX_LAYERS: usize = 32;
 /// Most IPv6 extension headers walked.
-const MAX_IPV6_EXT: usize = 8;
+const MAX_IPV6_EXT: usize = 16;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -170,6 +170,9 @@ pub enum DecodeError {
     /// IPv4 total length smaller than the header.
     #[error("bad ipv4 total length")]
     BadIpv4TotalLength,
+    /// The datagram ends inside an IPv4 authentication header.
+    #[error("truncated ipv4 authentication header")]
+    TruncatedIpv4Ext,
     /// The datagram ends inside its IPv6 header.
     #[error("truncated ipv6 header")]
     TruncatedIpv6,
@@ -213,6 +216,7 @@ impl DecodeError {
             Self::TruncatedIpv4 => "truncated ipv4 header",
             Self::BadIpv4HeaderLength => "bad ipv4 header length",
             Self::BadIpv4TotalLength => "bad ipv4 total length",
+            Self::TruncatedIpv4Ext => "truncated ipv4 authentication header",
             Self::TruncatedIpv6 => "truncated ipv6 header",
             Self::TruncatedIpv6Ext => "truncated ipv6 extension header",
             Self::TooManyIpv6Ext => "too many ipv6 extension headers",
@@ -417,17 +421,30 @@ fn decode_ipv4(d: &[u8]) -> Result<Packet<'_>, DecodeError> {
         offset,
         more,
     });
-    let (ip_header, rest) = d.split_at_checked(ihl).unwrap_or_default();
+    let mut proto = hdr[9];
+    let mut hlen = ihl;
+    // An authentication header sits between IPv4 and the transport; walk it so the
+    // transport is found (only in unfragmented or first-fragment datagrams).
+    if proto == 51 && offset == 0 {
+        let len = usize::from(*d.get(ihl + 1).ok_or(DecodeError::TruncatedIpv4Ext)?);
+        let len = (len + 2) * 4;
+        if end < ihl + len {
+            return Err(DecodeError::TruncatedIpv4Ext);
+        }
+        proto = *d.get(ihl).ok_or(DecodeError::TruncatedIpv4Ext)?;
+        hlen = ihl + len;
+    }
+    let (ip_header, rest) = d.split_at_checked(hlen).unwrap_or_default();
     let mut p = Packet {
         l3: L3::Ipv4,
         src: IpAddr::V4(Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15])),
         dst: IpAddr::V4(Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19])),
         fragment,
         ip_header,
-        ip_payload: rest.get(..end - ihl).unwrap_or_default(),
+        ip_payload: rest.get(..end - hlen).unwrap_or_default(),
         ..Packet::default()
     };
-    transport(&mut p, hdr[9])?;
+    transport(&mut p, proto)?;
     Ok(p)
 }
 
@@ -471,11 +488,11 @@ fn decode_ipv6(d: &[u8]) -> Result<Packet<'_>, DecodeError> {
         if nh == 44 {
             let fo = be16(body, at + 2).ok_or(DecodeError::TruncatedIpv6Ext)?;
             let id = be32(body, at + 4).ok_or(DecodeError::TruncatedIpv6Ext)?;
-            fragment = Some(Fragment {
-                id,
-                offset: fo & 0xfff8,
-                more: fo & 1 != 0,
-            });
+            let (offset, more) = (fo & 0xfff8, fo & 1 != 0);
+            // An atomic fragment (offset 0, no more fragments) is a whole packet (RFC 6946).
+            if offset != 0 || more {
+                fragment = Some(Fragment { id, offset, more });
+            }
         }
         nh = next;
         at += len;
@@ -918,8 +935,8 @@ mod tests {
             decode(LinkType::Raw, &f),
             Err(DecodeError::TruncatedIpv6Ext)
         );
-        let mut b = B::default().ipv6(60, 80);
-        for _ in 0..10 {
+        let mut b = B::default().ipv6(60, 17 * 8);
+        for _ in 0..17 {
             b = b.raw(&[60, 0, 0, 0, 0, 0, 0, 0]);
         }
         assert_eq!(
@@ -929,6 +946,32 @@ mod tests {
         // No next header.
         let f = B::default().ipv6(59, 0).0;
         assert_eq!(decode(LinkType::Raw, &f).unwrap().l4, L4::Other(59));
+    }
+
+    #[test]
+    fn ipv4_authentication_header_and_ipv6_atomic_fragment() {
+        let mut ah = vec![17, 4, 0, 0];
+        ah.extend_from_slice(&[0; 20]);
+        let f = B::default()
+            .ipv4(51, 24 + 9, 0, &[])
+            .raw(&ah)
+            .udp(500, 4500, b"q")
+            .0;
+        let p = decode(LinkType::Raw, &f).unwrap();
+        assert_eq!((p.ip_proto, p.l4, p.ip_header.len()), (17, L4::Udp, 44));
+        assert_eq!((p.dst_port, p.payload), (4500, &b"q"[..]));
+        assert_eq!(
+            decode(LinkType::Raw, &f[..30]),
+            Err(DecodeError::TruncatedIpv4Ext)
+        );
+        // Offset 0 without more fragments is a whole packet (RFC 6946).
+        let f = B::default()
+            .ipv6(44, 8 + 8)
+            .raw(&[17, 0, 0, 0, 0, 0, 0, 9])
+            .udp(13, 14, b"")
+            .0;
+        let p = decode(LinkType::Raw, &f).unwrap();
+        assert_eq!((p.fragment, p.dst_port, p.ip_header.len()), (None, 14, 48));
     }
 
     #[test]
