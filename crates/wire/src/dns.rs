@@ -199,21 +199,24 @@ fn be16(msg: &[u8], pos: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
-/// Skips a (possibly compressed) name without following pointers; returns the offset after it.
+/// Skips a (possibly compressed) name without following pointers.
 ///
-/// `None` when the name runs past the end, uses a reserved label type or has more labels than
-/// any legal name can (the loop is bounded by that count).
+/// Returns the offset after the name, whether it ended with a compression pointer and the
+/// wire length of the labels read (root byte included). `None` when the name runs past the
+/// end, uses a reserved label type or has more labels than any legal name can (the loop is
+/// bounded by that count).
 #[inline]
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+fn skip_name(msg: &[u8], start: usize) -> Option<(usize, bool, usize)> {
+    let mut pos = start;
     // A 255-byte name has at most 127 one-byte labels plus the root label.
     for _ in 0..=name::MAX_LABELS {
         let len = *msg.get(pos)?;
         match len & 0xC0 {
-            0x00 if len == 0 => return Some(pos + 1),
+            0x00 if len == 0 => return Some((pos + 1, false, pos + 1 - start)),
             0x00 => pos += 1 + usize::from(len),
             0xC0 => {
                 msg.get(pos + 1)?;
-                return Some(pos + 2);
+                return Some((pos + 2, true, pos + 1 - start));
             }
             _ => return None,
         }
@@ -232,7 +235,7 @@ struct Rr {
 
 #[inline]
 fn read_rr(msg: &[u8], pos: usize) -> Option<Rr> {
-    let p = skip_name(msg, pos)?;
+    let (p, _, _) = skip_name(msg, pos)?;
     let fixed = msg.get(p..p.checked_add(10)?)?;
     let &[t0, t1, c0, c1, l0, l1, l2, l3, r0, r1] = fixed else {
         return None;
@@ -276,7 +279,7 @@ impl<'a> DnsMessage<'a> {
         let msg = self.msg;
         let mut pos = HEADER_LEN;
         for i in 0..self.qdcount() {
-            let Some(p) = skip_name(msg, pos) else {
+            let Some((p, compressed, wire_len)) = skip_name(msg, pos) else {
                 self.faults |= Faults::QUESTION_TRUNCATED;
                 return;
             };
@@ -285,8 +288,14 @@ impl<'a> DnsMessage<'a> {
                 return;
             };
             if i == 0 {
-                let name = Name::from_message(msg, pos);
-                if name.wire_len().is_ok() {
+                // An uncompressed name was fully checked by the skip; only compressed ones
+                // need the pointer-following walk.
+                let valid = if compressed {
+                    Name::from_message(msg, pos).wire_len().is_ok()
+                } else {
+                    wire_len <= MAX_NAME_WIRE_LEN
+                };
+                if valid {
                     self.question = Some(QuestionPos {
                         name_offset: pos,
                         qtype,

@@ -46,16 +46,7 @@ impl<'a> Name<'a> {
     /// Renders the name as lower-case text into `out` (cleared first; left empty on error).
     pub fn write_lower(&self, out: &mut NameBuf) -> Result<(), DnsError> {
         out.clear();
-        let mut first = true;
-        let res = self.walk(|label| {
-            if !first {
-                out.push(b'.');
-            }
-            first = false;
-            for &b in label {
-                out.push_escaped(b);
-            }
-        });
+        let res = self.walk(|label| out.push_label(label));
         if res.is_err() {
             out.clear();
         }
@@ -110,6 +101,19 @@ impl<'a> Name<'a> {
         Err(DnsError::NameTooLong)
     }
 }
+
+/// Lower-case form of every byte that needs no escape, 0 for those that do.
+const LOWER_PLAIN: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = b'!';
+    while b <= b'~' {
+        if b != b'.' && b != b'\\' {
+            t[b as usize] = b.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Fixed-size stack buffer holding a rendered name (see the module doc for the text form).
 #[derive(Clone)]
@@ -172,6 +176,32 @@ impl NameBuf {
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = b;
             self.len += 1;
+        }
+    }
+
+    /// Appends a label (preceded by a dot unless it is the first one; labels are never empty).
+    #[inline]
+    fn push_label(&mut self, label: &[u8]) {
+        if self.len > 0 {
+            self.push(b'.');
+        }
+        let start = self.len;
+        // Fast path: copy and lower-case the whole label in one pass, then check it needed no
+        // escape; only labels with odd bytes are redone byte by byte.
+        if let Some(dst) = self.buf.get_mut(start..start + label.len()) {
+            let mut odd = 0u8;
+            for (d, &s) in dst.iter_mut().zip(label) {
+                let m = LOWER_PLAIN[usize::from(s)];
+                odd |= u8::from(m == 0);
+                *d = m;
+            }
+            if odd == 0 {
+                self.len = start + label.len();
+                return;
+            }
+        }
+        for &b in label {
+            self.push_escaped(b);
         }
     }
 
