@@ -304,6 +304,8 @@ impl<K: TopKey + ?Sized> TopN<K> {
 
     /// Subtracts the median counter from all counters, drops the non-positive ones and adds
     /// the median to the offset.
+    // Cold path (once per ~capacity/2 new keys): kept out of line so the update stays small.
+    #[inline(never)]
     fn purge(&mut self) {
         let slots = &mut self.slots;
         self.scratch.clear();
@@ -319,17 +321,27 @@ impl<K: TopKey + ?Sized> TopN<K> {
         let d = *self.scratch.select_nth_unstable(mid).1;
         self.offset = self.offset.saturating_add(d);
         self.purges += 1;
-        let free = &mut self.free;
-        self.table.retain(|&mut i| match slots.get_mut(i as usize) {
-            Some(e) if e.count > d => {
-                e.count -= d;
-                true
+        // Rebuild the table instead of erasing in place: erasures leave tombstones that
+        // lengthen every later probe, and a purge already touches every entry anyway.
+        // `clear` keeps the allocation, so a purge does not allocate.
+        self.scratch.clear();
+        for &i in self.table.iter() {
+            match slots.get_mut(i as usize) {
+                Some(e) if e.count > d => {
+                    e.count -= d;
+                    self.scratch.push(u64::from(i));
+                }
+                _ => self.free.push(i),
             }
-            _ => {
-                free.push(i);
-                false
-            }
-        });
+        }
+        self.table.clear();
+        for &i in &self.scratch {
+            // Indices come from `u32` slots, so the conversion is lossless.
+            let i = i as u32;
+            let hash = slots.get(i as usize).map_or(0, |e| e.hash);
+            self.table
+                .insert_unique(hash, i, |&j| slots.get(j as usize).map_or(0, |e| e.hash));
+        }
     }
 
     /// The `n` keys with the largest estimates, as `(key, estimate)`, sorted by estimate
@@ -394,6 +406,12 @@ impl<K: TopKey + ?Sized> TopN<K> {
     #[must_use]
     pub fn max_error(&self) -> u64 {
         self.offset
+    }
+
+    /// Number of purges so far (including those of merged sketches); a cost diagnostic.
+    #[must_use]
+    pub fn purges(&self) -> u64 {
+        self.purges
     }
 
     /// Total inserted weight `W` (including merged sketches).
