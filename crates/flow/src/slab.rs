@@ -112,7 +112,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
     }
 
     /// Moves `idx` to the head of the recency list.
-    #[allow(dead_code)] // used by the TCP table
     pub(crate) fn touch(&mut self, idx: u32) {
         if self.head != idx {
             self.unlink(idx);
@@ -123,12 +122,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
     /// The least recently touched (or oldest inserted) live entry.
     pub(crate) fn tail(&self) -> Option<u32> {
         (self.tail != NIL).then_some(self.tail)
-    }
-
-    /// The key stored in `idx`.
-    #[allow(dead_code)] // used by the TCP table
-    pub(crate) fn key(&self, idx: u32) -> Option<&K> {
-        self.slots.get(idx as usize).map(|s| &s.key)
     }
 
     /// The value stored in `idx`.
