@@ -1,1 +1,16 @@
-//! (placeholder)
+//! Stream handlers (pktvisor's `net`, `dns`, `pcap`): pure functions from decoded events to
+//! per-period metric buckets.
+//!
+//! Nothing here does I/O, reads a clock or spawns a thread: the engine feeds events with their
+//! packet timestamps and decides when periods rotate. Handler output is described in the neutral
+//! [`export`] model; only the `outputs` crate turns that into JSON or Prometheus text.
+
+pub mod config;
+pub mod dns;
+pub mod event;
+pub mod export;
+pub mod net;
+pub mod pcap;
+pub mod pipeline;
+pub mod sketch;
+pub mod window;

@@ -1,0 +1,113 @@
+//! The neutral metric model: what a handler's bucket says about itself, independent of any
+//! output format. `outputs` renders it as pktvisor-compatible JSON or Prometheus text.
+//!
+//! Building an export allocates; it happens once per output, never per packet.
+
+/// A number as pktvisor prints it: integers for integer sketches, floats for ratios.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Num {
+    U(u64),
+    F(f64),
+}
+
+/// The four quantiles pktvisor reports (ranks 0.50, 0.90, 0.95, 0.99), the sketch maximum
+/// (pktvisor's Prometheus `_sum` carries it) and the sample count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantileValue {
+    pub p: [Num; 4],
+    pub max: Num,
+    pub count: u64,
+    /// Last complete second, only for live rates.
+    pub live: Option<u64>,
+}
+
+/// A pktvisor histogram: cumulative counts at each non-empty bucket edge, plus `+Inf`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramValue {
+    pub buckets: Vec<(String, u64)>,
+    pub count: u64,
+}
+
+/// One top-N entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopItem {
+    pub name: String,
+    pub estimate: u64,
+}
+
+/// The value of one metric.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Counters and cardinalities (Prometheus gauges, JSON integers).
+    Int(u64),
+    /// Quantile summaries and rates.
+    Quantiles(QuantileValue),
+    Histogram(HistogramValue),
+    /// Top-N list; `label` is the Prometheus label that carries each item.
+    Top {
+        label: &'static str,
+        items: Vec<TopItem>,
+    },
+}
+
+/// One metric of a bucket: where it goes in JSON, what it is called in Prometheus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    /// JSON object path below the handler's schema key, e.g. `["wire_packets", "queries"]`.
+    pub json_path: Vec<&'static str>,
+    /// Prometheus family name without the schema prefix, e.g. `wire_packets_queries`.
+    pub prom_name: String,
+    pub help: &'static str,
+    /// Extra Prometheus labels (e.g. `direction`).
+    pub labels: Vec<(&'static str, &'static str)>,
+    /// Prometheus schema prefix when it differs from the handler's (pktvisor names net v1 byte
+    /// rates `payload_rates_*`).
+    pub schema_override: Option<&'static str>,
+    pub value: Value,
+}
+
+/// Everything one handler bucket exports, in output order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Export {
+    pub metrics: Vec<Metric>,
+}
+
+impl Export {
+    /// Adds a metric whose Prometheus name is its JSON path joined by `_`.
+    pub fn push(&mut self, json_path: &[&'static str], help: &'static str, value: Value) {
+        self.metrics.push(Metric {
+            json_path: json_path.to_vec(),
+            prom_name: json_path.join("_"),
+            help,
+            labels: Vec::new(),
+            schema_override: None,
+            value,
+        });
+    }
+
+    /// Adds a metric nested under a direction object in JSON (`in`, `out`, `unknown`) that
+    /// carries the direction as a Prometheus label instead.
+    pub fn push_dir(
+        &mut self,
+        dir: &'static str,
+        json_path: &[&'static str],
+        help: &'static str,
+        value: Value,
+    ) {
+        let mut path = Vec::with_capacity(json_path.len() + 1);
+        path.push(dir);
+        path.extend_from_slice(json_path);
+        self.metrics.push(Metric {
+            json_path: path,
+            prom_name: json_path.join("_"),
+            help,
+            labels: vec![("direction", dir)],
+            schema_override: None,
+            value,
+        });
+    }
+
+    pub fn int(&mut self, json_path: &[&'static str], help: &'static str, v: u64) {
+        self.push(json_path, help, Value::Int(v));
+    }
+}

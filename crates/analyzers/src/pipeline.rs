@@ -1,0 +1,586 @@
+//! One worker's processing of decoded packets: direction, DNS decoding and DNS-over-TCP
+//! reassembly done once per packet, then every policy's handlers, independently or as a chain.
+//!
+//! This is the closed registry of handler kinds: adding a handler means a variant here and a
+//! match arm in each function below.
+
+use std::net::IpAddr;
+
+use flow::tcp::{TcpConfig, TcpDnsReassembler};
+use wire::dns::NameBuf;
+use wire::packet::{L3, L4, Packet};
+
+use crate::config::{ConfigError, ConfigMap, WindowConfig};
+use crate::dns::v1::DnsV1;
+use crate::dns::v2::DnsV2;
+use crate::event::{
+    Direction, DnsEvent, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
+};
+use crate::export::Export;
+use crate::net::{NetV1, NetV2};
+use crate::pcap::PcapStats;
+
+/// What a policy asks for one handler module.
+#[derive(Clone, Debug, Default)]
+pub struct HandlerSpec {
+    /// Module key in the policy (`modules.<name>`).
+    pub name: String,
+    /// Handler type: `net`, `dns` or `pcap`.
+    pub kind: String,
+    /// `require_version`: "1.0" (default) or "2.0".
+    pub version: Option<String>,
+    /// `config` and `filter` merged.
+    pub config: ConfigMap,
+    pub enable: Vec<String>,
+    pub disable: Vec<String>,
+    pub window: WindowConfig,
+}
+
+/// A handler instance of any kind. Variants differ in size, but there are a handful per
+/// worker and they are never moved on the packet path.
+#[allow(clippy::large_enum_variant)]
+pub enum HandlerKind {
+    NetV1(NetV1),
+    NetV2(NetV2),
+    DnsV1(DnsV1),
+    DnsV2(DnsV2),
+    Pcap(PcapStats),
+}
+
+/// A named handler instance.
+pub struct Handler {
+    /// Instance name (pktvisor: `<policy>-<tap>-<module>`).
+    pub name: String,
+    pub kind: HandlerKind,
+}
+
+/// Bounds on per-worker state.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub tcp: TcpConfig,
+    pub max_open_xacts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tcp: TcpConfig::default(),
+            max_open_xacts: 1 << 20,
+        }
+    }
+}
+
+impl Handler {
+    /// Builds a handler from its spec, with pktvisor's error messages.
+    pub fn build(
+        spec: &HandlerSpec,
+        instance: String,
+        limits: &Limits,
+    ) -> Result<Self, ConfigError> {
+        let window = spec.window.apply(&spec.config)?;
+        let version = spec.version.as_deref().unwrap_or("1.0");
+        let kind = match (spec.kind.as_str(), version) {
+            ("net", "1.0") => HandlerKind::NetV1(NetV1::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
+            ("net", "2.0") => HandlerKind::NetV2(NetV2::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
+            ("dns", "1.0") => HandlerKind::DnsV1(DnsV1::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+                limits.max_open_xacts,
+            )?),
+            ("dns", "2.0") => HandlerKind::DnsV2(DnsV2::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+                limits.max_open_xacts,
+            )?),
+            ("pcap", "1.0") => HandlerKind::Pcap(PcapStats::new(&spec.config, window)?),
+            (kind, version) => {
+                return Err(ConfigError(format!(
+                    "requires stream handler type '{kind}' and version '{version}' which is not available"
+                )));
+            }
+        };
+        Ok(Self {
+            name: instance,
+            kind,
+        })
+    }
+
+    /// JSON/Prometheus schema key of this handler.
+    pub fn schema(&self) -> &'static str {
+        match &self.kind {
+            HandlerKind::NetV1(_) => NetV1::SCHEMA,
+            HandlerKind::NetV2(_) => NetV2::SCHEMA,
+            HandlerKind::DnsV1(_) => DnsV1::SCHEMA,
+            HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
+            HandlerKind::Pcap(_) => PcapStats::SCHEMA,
+        }
+    }
+
+    fn deep_rate(&self) -> u8 {
+        match &self.kind {
+            HandlerKind::NetV1(h) => h.window_config.deep_sample_rate,
+            HandlerKind::NetV2(h) => h.window_config.deep_sample_rate,
+            HandlerKind::DnsV1(h) => h.window_config.deep_sample_rate,
+            HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
+        }
+    }
+
+    fn rotate_to(&mut self, seq: u32, ts_ns: u64) {
+        match &mut self.kind {
+            HandlerKind::NetV1(h) => {
+                h.window.rotate_to(seq);
+            }
+            HandlerKind::NetV2(h) => {
+                h.window.rotate_to(seq);
+            }
+            HandlerKind::DnsV1(h) => {
+                if h.window.rotate_to(seq) {
+                    h.on_rotate(ts_ns);
+                }
+            }
+            HandlerKind::DnsV2(h) => {
+                if h.window.rotate_to(seq) {
+                    h.on_rotate(ts_ns);
+                }
+            }
+            HandlerKind::Pcap(h) => {
+                h.window.rotate_to(seq);
+            }
+        }
+    }
+
+    /// Merges another worker's instance of the same handler.
+    fn merge(&mut self, other: &Handler) {
+        match (&mut self.kind, &other.kind) {
+            (HandlerKind::NetV1(a), HandlerKind::NetV1(b)) => a.window.merge(&b.window),
+            (HandlerKind::NetV2(a), HandlerKind::NetV2(b)) => a.window.merge(&b.window),
+            (HandlerKind::DnsV1(a), HandlerKind::DnsV1(b)) => a.window.merge(&b.window),
+            (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
+            (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
+            _ => {}
+        }
+    }
+
+    /// Exports the merge of the buckets of the given periods (newest first); `None` when none of
+    /// them is kept.
+    pub fn export(&self, seqs: &[u32]) -> Option<Export> {
+        fn merged<B: crate::window::Bucket>(
+            w: &crate::window::Window<B>,
+            seqs: &[u32],
+        ) -> Option<B> {
+            let mut out: Option<B> = None;
+            for s in seqs {
+                if let Some(b) = w.get(*s) {
+                    match &mut out {
+                        None => out = Some(b.clone()),
+                        Some(o) => o.merge(b),
+                    }
+                }
+            }
+            out
+        }
+        match &self.kind {
+            HandlerKind::NetV1(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::NetV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::DnsV1(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+        }
+    }
+
+    fn is_dns(&self) -> bool {
+        matches!(self.kind, HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_))
+    }
+}
+
+/// A policy's handlers on one worker.
+pub struct PolicyPlan {
+    pub name: String,
+    /// Handlers as a chain (each feeds the next with what it accepted) or independent.
+    pub chained: bool,
+    pub handlers: Vec<Handler>,
+}
+
+/// Counters of what the worker could not decode or track.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub packets: u64,
+    pub dns_malformed: u64,
+}
+
+/// Per-worker processing state.
+pub struct Pipeline {
+    pub policies: Vec<PolicyPlan>,
+    host: HostSpec,
+    extra_dns_ports: Vec<u16>,
+    tcp: TcpDnsReassembler,
+    needs_dns: bool,
+    pub stats: PipelineStats,
+    tcp_errors_seen: u64,
+}
+
+/// How a record takes part in processing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A captured packet: counted by packet handlers and decoded for the application layer.
+    Full,
+    /// Counted as a packet only (an IP fragment).
+    PacketOnly,
+    /// Application layer only (a datagram reassembled from fragments already counted).
+    AppOnly,
+}
+
+/// An event travelling along a chain.
+#[derive(Clone, Copy)]
+enum ChainEvent<'e, 'a> {
+    /// A captured packet (and, for DNS over UDP, its message).
+    Packet(&'e PacketEvent, Option<&'e DnsEvent<'a>>),
+    /// A DNS message reassembled from a TCP stream, not yet accepted by a dns handler.
+    TcpData(&'e DnsEvent<'a>),
+    /// A DNS-over-TCP message a dns handler accepted, forwarded as a packet.
+    TcpPacket(&'e DnsEvent<'a>),
+    /// A DNS message from a reassembled UDP datagram: dns handlers only.
+    Datagram(&'e DnsEvent<'a>),
+}
+
+impl<'e, 'a> ChainEvent<'e, 'a> {
+    fn as_datagram(self) -> Self {
+        match self {
+            ChainEvent::TcpData(d) => ChainEvent::Datagram(d),
+            other => other,
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn new(
+        policies: Vec<PolicyPlan>,
+        host: HostSpec,
+        extra_dns_ports: Vec<u16>,
+        limits: &Limits,
+    ) -> Self {
+        let needs_dns = policies
+            .iter()
+            .any(|p| p.handlers.iter().any(Handler::is_dns));
+        Self {
+            policies,
+            host,
+            extra_dns_ports,
+            tcp: TcpDnsReassembler::new(limits.tcp),
+            needs_dns,
+            stats: PipelineStats::default(),
+            tcp_errors_seen: 0,
+        }
+    }
+
+    /// Starts period `seq` in every handler (no-op if already there).
+    pub fn rotate_to(&mut self, seq: u32, ts_ns: u64) {
+        for p in &mut self.policies {
+            for h in &mut p.handlers {
+                h.rotate_to(seq, ts_ns);
+            }
+        }
+        self.tcp.expire(ts_ns);
+    }
+
+    /// Merges another worker's pipeline (built from the same plan) into this one.
+    pub fn merge(&mut self, other: &Pipeline) {
+        for (a, b) in self.policies.iter_mut().zip(other.policies.iter()) {
+            for (ha, hb) in a.handlers.iter_mut().zip(b.handlers.iter()) {
+                ha.merge(hb);
+            }
+        }
+        self.stats.packets += other.stats.packets;
+        self.stats.dns_malformed += other.stats.dns_malformed;
+    }
+
+    /// Processes one decoded packet captured at `ts_ns` with the given frame length.
+    /// `mode` says whether it counts as a captured packet, feeds the application layer, or both
+    /// (IP fragments count as packets; their reassembled datagram feeds only the application layer).
+    pub fn process(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64, flow: u64, mode: Mode) {
+        if mode != Mode::AppOnly {
+            self.stats.packets += 1;
+        }
+        let (l3, src, dst) = match pkt.l3 {
+            L3::Ipv4 => (L3Kind::Ipv4, pkt.src, pkt.dst),
+            L3::Ipv6 => (L3Kind::Ipv6, pkt.src, pkt.dst),
+            _ => (
+                L3Kind::Other,
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            ),
+        };
+        let l4 = match pkt.l4 {
+            L4::Udp => L4Kind::Udp,
+            L4::Tcp => L4Kind::Tcp,
+            _ => L4Kind::Other,
+        };
+        let dir = if l3 == L3Kind::Other {
+            Direction::Unknown
+        } else {
+            self.host.direction(src, dst)
+        };
+        let ev = PacketEvent {
+            ts_ns,
+            dir,
+            l3,
+            l4,
+            src,
+            dst,
+            src_port: pkt.src_port,
+            dst_port: pkt.dst_port,
+            syn: l4 == L4Kind::Tcp && pkt.tcp_flags & 0x02 != 0,
+            frame_len,
+            flow,
+            deep: true,
+        };
+        // A conversation between two host addresses has no inside and outside: its DNS
+        // transactions are of unknown direction (pktvisor reports such TCP transactions as
+        // `unknown` too).
+        let dns_dir =
+            if dir != Direction::Unknown && self.host.contains(src) && self.host.contains(dst) {
+                Direction::Unknown
+            } else {
+                dir
+            };
+        let metric_port = if self.needs_dns
+            && mode != Mode::PacketOnly
+            && pkt.fragment.is_none()
+            && l4 != L4Kind::Other
+        {
+            dns_metric_port(pkt.src_port, pkt.dst_port, &self.extra_dns_ports)
+        } else {
+            None
+        };
+
+        // DNS over UDP: decode the message once for every handler.
+        let mut name = NameBuf::new();
+        let parsed = match (metric_port, l4) {
+            (Some(_), L4Kind::Udp) => match wire::dns::parse(pkt.payload) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    self.stats.dns_malformed += 1;
+                    None
+                }
+            },
+            _ => None,
+        };
+        let qname = parsed.as_ref().and_then(|m| lower_qname(m, &mut name));
+        let dns_ev = parsed.as_ref().map(|msg| DnsEvent {
+            ts_ns,
+            dir: dns_dir,
+            l3,
+            l4,
+            src,
+            dst,
+            metric_port: metric_port.unwrap_or(0),
+            flow,
+            deep: true,
+            msg,
+            qname,
+        });
+
+        if mode == Mode::AppOnly {
+            if let Some(d) = dns_ev.as_ref() {
+                for policy in &mut self.policies {
+                    dispatch(policy, ChainEvent::TcpData(d).as_datagram());
+                }
+            }
+        } else {
+            for policy in &mut self.policies {
+                dispatch(policy, ChainEvent::Packet(&ev, dns_ev.as_ref()));
+            }
+        }
+
+        // DNS over TCP: reassemble the stream, then dispatch each complete message.
+        if let (Some(mport), L4Kind::Tcp) = (metric_port, l4) {
+            let policies = &mut self.policies;
+            let stats = &mut self.stats;
+            self.tcp.segment(
+                src,
+                pkt.src_port,
+                dst,
+                pkt.dst_port,
+                pkt.vlan,
+                pkt.tcp_seq,
+                pkt.tcp_flags,
+                pkt.payload,
+                ts_ns,
+                &mut |bytes: &[u8], _side| {
+                    let Ok(msg) = wire::dns::parse(bytes) else {
+                        stats.dns_malformed += 1;
+                        return;
+                    };
+                    let mut name = NameBuf::new();
+                    let qname = lower_qname(&msg, &mut name);
+                    let dev = DnsEvent {
+                        ts_ns,
+                        dir: dns_dir,
+                        l3,
+                        l4: L4Kind::Tcp,
+                        src,
+                        dst,
+                        metric_port: mport,
+                        flow,
+                        deep: true,
+                        msg: &msg,
+                        qname,
+                    };
+                    for policy in policies.iter_mut() {
+                        dispatch(policy, ChainEvent::TcpData(&dev));
+                    }
+                },
+            );
+            let errors = self.tcp.stats().gaps + self.tcp.stats().invalid_streams;
+            if errors > self.tcp_errors_seen {
+                let n = errors - self.tcp_errors_seen;
+                self.tcp_errors_seen = errors;
+                for p in &mut self.policies {
+                    for h in &mut p.handlers {
+                        if let HandlerKind::Pcap(pc) = &mut h.kind {
+                            pc.on_tcp_reassembly_error(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    /// Counts a frame the decoder could not walk as a packet of unknown layers (pktvisor
+    /// counts such frames too: `total` and `other_l4`).
+    pub fn process_undecodable(&mut self, frame_len: u32, ts_ns: u64) {
+        self.stats.packets += 1;
+        let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        let ev = PacketEvent {
+            ts_ns,
+            dir: Direction::Unknown,
+            l3: L3Kind::Other,
+            l4: L4Kind::Other,
+            src: unspecified,
+            dst: unspecified,
+            src_port: 0,
+            dst_port: 0,
+            syn: false,
+            frame_len,
+            flow: 0,
+            deep: true,
+        };
+        for policy in &mut self.policies {
+            dispatch(policy, ChainEvent::Packet(&ev, None));
+        }
+    }
+}
+
+/// Writes the lower-cased first question name into `buf`.
+fn lower_qname<'b>(m: &wire::dns::DnsMessage<'_>, buf: &'b mut NameBuf) -> Option<&'b [u8]> {
+    let q = m.question()?;
+    q.name.write_lower(buf).ok()?;
+    Some(buf.as_bytes())
+}
+
+/// Offers one event to a policy's handlers.
+fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>) {
+    if !policy.chained {
+        for h in &mut policy.handlers {
+            offer(h, ev);
+        }
+        return;
+    }
+    let mut cur = ev;
+    for h in &mut policy.handlers {
+        match offer(h, cur) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+}
+
+/// Offers an event to one handler; returns what it forwards to the next handler of a chain.
+fn offer<'e, 'a>(h: &mut Handler, ev: ChainEvent<'e, 'a>) -> Option<ChainEvent<'e, 'a>> {
+    let rate = h.deep_rate();
+    match (&mut h.kind, ev) {
+        (HandlerKind::NetV1(n), ChainEvent::Packet(p, _)) => {
+            let mut p2 = *p;
+            p2.deep = deep_sample(rate, p.flow, p.ts_ns);
+            n.on_packet(&p2).then_some(ev)
+        }
+        (HandlerKind::NetV2(n), ChainEvent::Packet(p, _)) => {
+            let mut p2 = *p;
+            p2.deep = deep_sample(rate, p.flow, p.ts_ns);
+            n.on_packet(&p2).then_some(ev)
+        }
+        // Stream data passes a net handler uncounted (its filters would apply per connection).
+        (
+            HandlerKind::NetV1(_) | HandlerKind::NetV2(_),
+            ChainEvent::TcpData(_) | ChainEvent::Datagram(_),
+        ) => Some(ev),
+        (HandlerKind::NetV1(_) | HandlerKind::NetV2(_), ChainEvent::TcpPacket(d)) => {
+            let p = packet_of_tcp_message(d, rate);
+            let accepted = match &mut h.kind {
+                HandlerKind::NetV1(n) => n.on_packet(&p),
+                HandlerKind::NetV2(n) => n.on_packet(&p),
+                _ => false,
+            };
+            accepted.then_some(ev)
+        }
+        (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Packet(_, None)) => None,
+        (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Packet(_, Some(d))) => {
+            on_dns(h, d, rate).then_some(ev)
+        }
+        (
+            HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_),
+            ChainEvent::TcpData(d) | ChainEvent::TcpPacket(d),
+        ) => on_dns(h, d, rate).then_some(ChainEvent::TcpPacket(d)),
+        (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Datagram(d)) => {
+            on_dns(h, d, rate).then_some(ev)
+        }
+        (HandlerKind::Pcap(_), _) => Some(ev),
+    }
+}
+
+fn on_dns(h: &mut Handler, d: &DnsEvent<'_>, rate: u8) -> bool {
+    let mut d2 = *d;
+    d2.deep = deep_sample(rate, d.flow, d.ts_ns);
+    match &mut h.kind {
+        HandlerKind::DnsV1(x) => x.on_dns(&d2),
+        HandlerKind::DnsV2(x) => x.on_dns(&d2),
+        _ => false,
+    }
+}
+
+/// The packet pktvisor synthesises for a forwarded DNS-over-TCP message: IP + TCP headers
+/// around the message, no flags.
+fn packet_of_tcp_message(d: &DnsEvent<'_>, rate: u8) -> PacketEvent {
+    let ip_len = if d.l3 == L3Kind::Ipv6 { 40 } else { 20 };
+    PacketEvent {
+        ts_ns: d.ts_ns,
+        dir: d.dir,
+        l3: d.l3,
+        l4: L4Kind::Tcp,
+        src: d.src,
+        dst: d.dst,
+        src_port: 0,
+        dst_port: 0,
+        syn: false,
+        frame_len: (ip_len + 20 + d.msg.len()) as u32,
+        flow: d.flow,
+        deep: deep_sample(rate, d.flow, d.ts_ns),
+    }
+}
