@@ -1,0 +1,336 @@
+//! Offline runs (`wirelens read`): capture files → reader thread → sharded workers → merged
+//! summaries. Deterministic: the result does not depend on the number of workers except
+//! within the stated error of the heavy-hitter sketches.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use analyzers::pipeline::{Mode, Pipeline};
+use analyzers::window::Period;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use flow::defrag::{DefragConfig, Defragmenter, FragKey};
+use inputs::file::{CaptureFile, InputError};
+use thiserror::Error;
+use wire::capture::LinkType;
+
+use crate::period::PeriodClock;
+
+/// Records per batch handed to a worker.
+const BATCH_RECORDS: usize = 2048;
+/// Arena bytes per batch before it is sent early.
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight per worker (bounds memory: workers × this × batch size).
+const QUEUE_DEPTH: usize = 8;
+
+/// What to read and how to summarize it.
+pub struct ReadConfig {
+    pub files: Vec<PathBuf>,
+    /// One pipeline per worker, all built from the same policies (their number sets the
+    /// number of workers).
+    pub pipelines: Vec<Pipeline>,
+    pub defrag: DefragConfig,
+    /// Periods kept (1 = the whole input is one period).
+    pub num_periods: u8,
+}
+
+/// Progress of a run, reported every so often from the reading thread.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub file: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub file_size: Option<u64>,
+}
+
+/// Statistics of the input side of a run.
+#[derive(Clone, Debug, Default)]
+pub struct ReadStats {
+    pub records: u64,
+    pub bytes: u64,
+    /// Undecodable frames by reason (they still count as packets of unknown layers).
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    /// Files that ended in the middle of a record: (name, byte offset).
+    pub truncated: Vec<(String, u64)>,
+    pub fragments: u64,
+    pub reassembled: u64,
+}
+
+/// The outcome of a run: every worker's summaries merged, and the period table.
+pub struct ReadResult {
+    pub pipeline: Pipeline,
+    pub periods: Vec<Period>,
+    pub stats: ReadStats,
+}
+
+/// A run that could not complete.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
+}
+
+#[derive(Clone, Copy)]
+struct Rec {
+    off: u32,
+    len: u32,
+    orig_len: u32,
+    ts_ns: u64,
+    link: LinkType,
+    mode: Mode,
+    /// Symmetric flow hash computed by the reader (0 for undecodable frames).
+    flow: u64,
+}
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    recs: Vec<Rec>,
+}
+
+enum Msg {
+    Batch(Batch),
+    Rotate { seq: u32, ts_ns: u64 },
+}
+
+/// Runs the whole offline pipeline; `progress` is called from this thread now and then.
+pub fn run(cfg: ReadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<ReadResult, ReadError> {
+    let mut pipelines = cfg.pipelines;
+    if pipelines.is_empty() {
+        return Err(ReadError::Worker("no pipeline to run".into()));
+    }
+    let workers = pipelines.len();
+    let mut senders: Vec<Sender<Msg>> = Vec::with_capacity(workers);
+    let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
+    let mut handles = Vec::with_capacity(workers);
+    for mut pipeline in pipelines.drain(..) {
+        let (tx, rx) = bounded::<Msg>(QUEUE_DEPTH);
+        senders.push(tx);
+        let free_tx = free_tx.clone();
+        handles.push(std::thread::spawn(move || {
+            worker(&mut pipeline, &rx, &free_tx);
+            pipeline
+        }));
+    }
+    drop(free_tx);
+
+    let mut reader = Reader {
+        clock: PeriodClock::new(cfg.num_periods),
+        defrag: Defragmenter::new(cfg.defrag),
+        pending: (0..workers).map(|_| Batch::default()).collect(),
+        senders,
+        free_rx,
+        stats: ReadStats::default(),
+    };
+    let result = reader.read_all(&cfg.files, progress);
+    // Flush and close the queues whatever happened, so the workers finish.
+    reader.flush_all();
+    let Reader {
+        mut clock,
+        senders,
+        stats,
+        ..
+    } = reader;
+    drop(senders);
+    let mut merged: Option<Pipeline> = None;
+    let mut worker_error = (workers == 0).then(|| ReadError::Worker("no worker".into()));
+    for h in handles {
+        match h.join() {
+            Ok(p) => match &mut merged {
+                None => merged = Some(p),
+                Some(m) => m.merge(&p),
+            },
+            Err(_) => worker_error = Some(ReadError::Worker("panicked".into())),
+        }
+    }
+    result?;
+    if let Some(e) = worker_error {
+        return Err(e);
+    }
+    clock.finish();
+    let Some(pipeline) = merged else {
+        return Err(ReadError::Worker("no worker finished".into()));
+    };
+    Ok(ReadResult {
+        pipeline,
+        periods: clock.periods().to_vec(),
+        stats,
+    })
+}
+
+struct Reader {
+    clock: PeriodClock,
+    defrag: Defragmenter,
+    pending: Vec<Batch>,
+    senders: Vec<Sender<Msg>>,
+    free_rx: Receiver<Batch>,
+    stats: ReadStats,
+}
+
+impl Reader {
+    fn read_all(
+        &mut self,
+        files: &[PathBuf],
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), ReadError> {
+        for path in files {
+            let mut file = CaptureFile::open(path)?;
+            let name = path.display().to_string();
+            let file_size = std::fs::metadata(path).ok().map(|m| m.len());
+            let mut since_report = 0u32;
+            while let Some(rec) = file.next_record()? {
+                let (ts, link, orig_len) = (rec.ts_ns, rec.link, rec.orig_len);
+                // Copy the record out of the file buffer: the decoder borrows from it.
+                self.push_frame(ts, link, orig_len, rec.data);
+                since_report += 1;
+                if since_report >= 65_536 {
+                    since_report = 0;
+                    progress(&Progress {
+                        file: name.clone(),
+                        records: self.stats.records,
+                        bytes: file.bytes_read(),
+                        file_size,
+                    });
+                }
+            }
+            self.stats.bytes += file.bytes_read();
+            if let Some(off) = file.truncated_at() {
+                self.stats.truncated.push((name.clone(), off));
+            }
+            progress(&Progress {
+                file: name,
+                records: self.stats.records,
+                bytes: file.bytes_read(),
+                file_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn push_frame(&mut self, ts_ns: u64, link: LinkType, orig_len: u32, data: &[u8]) {
+        self.stats.records += 1;
+        let before = self.clock.current();
+        let seq = self.clock.observe(ts_ns);
+        if seq != before {
+            self.flush_all();
+            for tx in &self.senders {
+                let _ = tx.send(Msg::Rotate { seq, ts_ns });
+            }
+            self.defrag.expire(ts_ns);
+        }
+        let frame_len = orig_len.max(data.len() as u32);
+        match wire::packet::decode(link, data) {
+            Ok(pkt) => {
+                let flow = wire::hash::flow_hash(&pkt);
+                if let Some(frag) = pkt.fragment {
+                    self.stats.fragments += 1;
+                    let key = FragKey {
+                        src: pkt.src,
+                        dst: pkt.dst,
+                        id: frag.id,
+                        proto: pkt.ip_proto,
+                        vlan: pkt.vlan,
+                    };
+                    let header = pkt.ip_header;
+                    let datagram = self
+                        .defrag
+                        .insert(key, header, frag.offset, frag.more, pkt.ip_payload, ts_ns)
+                        .map(<[u8]>::to_vec);
+                    // The fragment itself counts as a packet.
+                    self.enqueue(flow, ts_ns, link, frame_len, data, Mode::PacketOnly);
+                    if let Some(d) = datagram {
+                        self.stats.reassembled += 1;
+                        let flow =
+                            wire::packet::decode_ip(&d).map_or(flow, |p| wire::hash::flow_hash(&p));
+                        self.enqueue(
+                            flow,
+                            ts_ns,
+                            LinkType::Raw,
+                            d.len() as u32,
+                            &d,
+                            Mode::AppOnly,
+                        );
+                    }
+                } else {
+                    self.enqueue(flow, ts_ns, link, frame_len, data, Mode::Full);
+                }
+            }
+            Err(e) => {
+                *self.stats.decode_errors.entry(e.reason()).or_insert(0) += 1;
+                self.enqueue(0, ts_ns, link, frame_len, data, Mode::Full);
+            }
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        flow: u64,
+        ts_ns: u64,
+        link: LinkType,
+        orig_len: u32,
+        data: &[u8],
+        mode: Mode,
+    ) {
+        let w = (flow % self.senders.len() as u64) as usize;
+        let batch = &mut self.pending[w];
+        let off = batch.data.len() as u32;
+        batch.data.extend_from_slice(data);
+        batch.recs.push(Rec {
+            off,
+            len: data.len() as u32,
+            orig_len,
+            ts_ns,
+            link,
+            mode,
+            flow,
+        });
+        if batch.recs.len() >= BATCH_RECORDS || batch.data.len() >= BATCH_BYTES {
+            self.flush(w);
+        }
+    }
+
+    fn flush(&mut self, w: usize) {
+        if self.pending[w].recs.is_empty() {
+            return;
+        }
+        let fresh = self.free_rx.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.pending[w], fresh);
+        let _ = self.senders[w].send(Msg::Batch(full));
+    }
+
+    fn flush_all(&mut self) {
+        for w in 0..self.pending.len() {
+            self.flush(w);
+        }
+    }
+}
+
+fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) {
+    for msg in rx {
+        match msg {
+            Msg::Rotate { seq, ts_ns } => pipeline.rotate_to(seq, ts_ns),
+            Msg::Batch(mut batch) => {
+                for r in &batch.recs {
+                    let bytes = batch
+                        .data
+                        .get(r.off as usize..(r.off + r.len) as usize)
+                        .unwrap_or(&[]);
+                    let decoded = if r.mode == Mode::AppOnly {
+                        wire::packet::decode_ip(bytes)
+                    } else {
+                        wire::packet::decode(r.link, bytes)
+                    };
+                    match decoded {
+                        Ok(pkt) => pipeline.process(&pkt, r.orig_len, r.ts_ns, r.flow, r.mode),
+                        Err(_) => pipeline.process_undecodable(r.orig_len, r.ts_ns),
+                    }
+                }
+                batch.data.clear();
+                batch.recs.clear();
+                let _ = free_tx.try_send(batch);
+            }
+        }
+    }
+}
