@@ -1,0 +1,3 @@
+//! The `wirelens` front ends as a library, so that tests drive exactly what the binary runs.
+
+pub mod read;

@@ -1,0 +1,369 @@
+//! `wirelens read`: the offline front end (pktvisor-reader's options where they exist).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use analyzers::config::WindowConfig;
+use analyzers::event::HostSpec;
+use analyzers::pipeline::{Handler, HandlerSpec, Limits, Pipeline, PolicyPlan};
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use engine::offline::{self, Progress, ReadConfig, ReadResult};
+use flow::defrag::DefragConfig;
+use outputs::prometheus::PromWriter;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Json,
+    Prometheus,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum InputKind {
+    Pcap,
+    Dnstap,
+    Sflow,
+    Netflow,
+}
+
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    /// Capture files (pcap or pcapng, optionally gzip-compressed); `-` reads stdin.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Input type of the files.
+    #[arg(short = 'i', long = "input", value_enum, default_value = "pcap")]
+    input: InputKind,
+    /// Number of 60-second periods to keep and merge (1 = the whole input as one period).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=10))]
+    periods: u8,
+    /// Deep-sampling percentage (1-100).
+    #[arg(long = "max-deep-sample", default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
+    max_deep_sample: u8,
+    /// Packet filter in tcpdump syntax.
+    #[arg(short = 'b', long = "bpf")]
+    bpf: Option<String>,
+    /// Host address blocks (CIDR, comma separated) that decide in/out direction.
+    #[arg(short = 'H', long = "host-spec")]
+    host_spec: Option<String>,
+    /// Policy file (pktvisor YAML schema) choosing handlers, versions, config and metric groups.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Show a progress bar on stderr (default: when stderr is a terminal).
+    #[arg(long, overrides_with = "no_progress")]
+    progress: bool,
+    /// Never show a progress bar.
+    #[arg(long = "no-progress")]
+    no_progress: bool,
+    /// Additional DNS port (repeatable), besides 53, 5353, 5355 and 53000.
+    #[arg(long = "dns-port")]
+    dns_ports: Vec<u16>,
+    /// Most TCP connections tracked for stream reassembly, per worker.
+    #[arg(long, default_value_t = 100_000)]
+    max_tcp_connections: usize,
+    /// Most bytes buffered for TCP reassembly, per worker.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_tcp_bytes: usize,
+    /// Most open DNS transactions, per handler and worker.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_open_xacts: usize,
+    /// Most IP datagrams being reassembled from fragments at once.
+    #[arg(long, default_value_t = 1024)]
+    max_fragments: usize,
+}
+
+/// A policy as the reader runs it (the handlers themselves live in each worker's pipeline).
+struct PlannedPolicy {
+    name: String,
+    tap: String,
+    /// Periods merged in the output.
+    periods: u8,
+}
+
+/// The policy definitions a run is built from: either the built-in default or a policy file.
+enum PolicySource {
+    Default(WindowConfig),
+    File(Vec<policy::PolicySpec>),
+}
+
+impl PolicySource {
+    fn load(args: &ReadArgs, defaults: WindowConfig) -> Result<Self> {
+        let Some(path) = &args.policy else {
+            return Ok(PolicySource::Default(defaults));
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read policy file {}", path.display()))?;
+        let doc = policy::parse_document(&text, defaults)
+            .with_context(|| format!("policy file {}", path.display()))?;
+        if doc.policies.is_empty() {
+            bail!(
+                "policy file {}: no policies found in schema",
+                path.display()
+            );
+        }
+        Ok(PolicySource::File(doc.policies))
+    }
+
+    /// What the output needs to know of each policy.
+    fn planned(&self) -> Vec<PlannedPolicy> {
+        match self {
+            PolicySource::Default(w) => vec![PlannedPolicy {
+                name: "default".into(),
+                tap: "default".into(),
+                periods: w.num_periods,
+            }],
+            PolicySource::File(specs) => specs
+                .iter()
+                .map(|p| PlannedPolicy {
+                    name: p.name.clone(),
+                    tap: p.tap.clone().unwrap_or_else(|| "default".into()),
+                    periods: p
+                        .handlers
+                        .iter()
+                        .map(|h| h.window.num_periods)
+                        .max()
+                        .unwrap_or(1),
+                })
+                .collect(),
+        }
+    }
+
+    /// Builds one worker's handlers; configuration errors surface on the first call.
+    fn build(&self, limits: &Limits) -> Result<Vec<PolicyPlan>> {
+        match self {
+            PolicySource::Default(window) => {
+                let mut handlers = Vec::new();
+                for kind in ["net", "dns", "pcap"] {
+                    let spec = HandlerSpec {
+                        name: kind.to_string(),
+                        kind: kind.to_string(),
+                        window: *window,
+                        ..Default::default()
+                    };
+                    let h = Handler::build(&spec, format!("default-default-{kind}"), limits)
+                        .map_err(|e| anyhow::anyhow!(e.0))?;
+                    handlers.push(h);
+                }
+                Ok(vec![PolicyPlan {
+                    name: "default".into(),
+                    chained: false,
+                    handlers,
+                }])
+            }
+            PolicySource::File(specs) => {
+                let mut out = Vec::new();
+                for p in specs {
+                    let tap = p.tap.clone().unwrap_or_else(|| "default".into());
+                    let mut handlers = Vec::new();
+                    for spec in &p.handlers {
+                        let instance = format!("{}-{}-{}", p.name, tap, spec.name);
+                        let h = Handler::build(spec, instance, limits).map_err(|e| {
+                            anyhow::anyhow!("policy '{}' handler '{}': {}", p.name, spec.name, e.0)
+                        })?;
+                        handlers.push(h);
+                    }
+                    out.push(PolicyPlan {
+                        name: p.name.clone(),
+                        chained: p.chained,
+                        handlers,
+                    });
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Parses `read` arguments as the command line would (`argv` without the program name).
+pub fn parse_args<I, T>(argv: I) -> Result<ReadArgs>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ReadArgs,
+    }
+    let all =
+        std::iter::once(std::ffi::OsString::from("read")).chain(argv.into_iter().map(Into::into));
+    Ok(<Wrapper as clap::Parser>::try_parse_from(all)?.args)
+}
+
+/// Runs `read` and prints the document on stdout (warnings on stderr).
+pub fn run(args: ReadArgs) -> Result<()> {
+    let out = summarize(&args)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Runs `read` and returns the rendered document.
+pub fn summarize(args: &ReadArgs) -> Result<String> {
+    if args.input != InputKind::Pcap {
+        bail!(
+            "input type {:?} is not supported by this build yet; only pcap files are",
+            args.input
+        );
+    }
+    if args.bpf.is_some() {
+        bail!("-b/--bpf is not supported by this build yet");
+    }
+    let host = match &args.host_spec {
+        Some(s) => HostSpec::parse(s).context("bad --host-spec")?,
+        None => HostSpec::default(),
+    };
+    let defaults = WindowConfig {
+        num_periods: args.periods,
+        deep_sample_rate: args.max_deep_sample,
+        ..WindowConfig::default()
+    };
+    let limits = Limits {
+        tcp: flow::tcp::TcpConfig {
+            max_connections: args.max_tcp_connections,
+            max_total_bytes: args.max_tcp_bytes,
+            ..Default::default()
+        },
+        max_open_xacts: args.max_open_xacts,
+    };
+    let source = PolicySource::load(args, defaults)?;
+    let policies = source.planned();
+    let num_periods = policies.iter().map(|p| p.periods).max().unwrap_or(1);
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let mut pipelines = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        pipelines.push(Pipeline::new(
+            source.build(&limits)?,
+            host.clone(),
+            args.dns_ports.clone(),
+            &limits,
+        ));
+    }
+    let show_progress = (args.progress || std::io::stderr().is_terminal()) && !args.no_progress;
+    let cfg = ReadConfig {
+        files: args.files.clone(),
+        pipelines,
+        defrag: DefragConfig {
+            max_datagrams: args.max_fragments,
+            ..DefragConfig::default()
+        },
+        num_periods,
+    };
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    let mut report = |p: &Progress| {
+        if !show_progress {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if now.duration_since(last_report).as_millis() < 200 {
+            return;
+        }
+        last_report = now;
+        let secs = now.duration_since(started).as_secs_f64().max(1e-9);
+        let pct = p
+            .file_size
+            .filter(|s| *s > 0)
+            .map(|s| format!("{:5.1}%", 100.0 * p.bytes as f64 / s as f64))
+            .unwrap_or_default();
+        eprint!(
+            "\r{} {pct} {} packets ({:.0} packets/s)   ",
+            p.file,
+            p.records,
+            p.records as f64 / secs
+        );
+    };
+    let result = offline::run(cfg, &mut report)?;
+    if show_progress {
+        eprintln!();
+    }
+    for (name, off) in &result.stats.truncated {
+        eprintln!(
+            "wirelens: warning: {name} is truncated: the last record is incomplete at byte offset {off}; summarized what was read"
+        );
+    }
+    render(args, &policies, &result)
+}
+
+/// The period sequence numbers merged for output: the `n` most recent.
+fn recent(result: &ReadResult, n: u8) -> Vec<u32> {
+    let total = result.periods.len() as u32;
+    let first = total.saturating_sub(u32::from(n));
+    (first..total).rev().collect()
+}
+
+fn render(args: &ReadArgs, policies: &[PlannedPolicy], result: &ReadResult) -> Result<String> {
+    match args.format {
+        Format::Json => {
+            let mut root = Map::new();
+            for (i, p) in policies.iter().enumerate() {
+                let seqs = recent(result, p.periods);
+                let periods: Vec<_> = seqs
+                    .iter()
+                    .filter_map(|s| result.periods.get(*s as usize).copied())
+                    .collect();
+                let period = outputs::json::merged_period(&periods);
+                let plan = &result.pipeline.policies[i];
+                if args.policy.is_none() {
+                    let mut obj = Map::new();
+                    for h in &plan.handlers {
+                        if let Some(e) = h.export(&seqs) {
+                            obj.insert(
+                                h.schema().to_string(),
+                                outputs::json::handler_object(&e, period),
+                            );
+                        }
+                    }
+                    root.insert(format!("{}m", p.periods), Value::Object(obj));
+                } else {
+                    let mut obj = Map::new();
+                    for h in &plan.handlers {
+                        if let Some(e) = h.export(&seqs) {
+                            let mut inner = Map::new();
+                            inner.insert(
+                                h.schema().to_string(),
+                                outputs::json::handler_object(&e, period),
+                            );
+                            obj.insert(h.name.clone(), Value::Object(inner));
+                        }
+                    }
+                    root.insert(p.name.clone(), Value::Object(obj));
+                }
+            }
+            Ok(serde_json::to_string(&Value::Object(root))?)
+        }
+        Format::Prometheus => {
+            let mut w = PromWriter::default();
+            for (i, p) in policies.iter().enumerate() {
+                let seqs = recent(result, p.periods);
+                let plan = &result.pipeline.policies[i];
+                for h in &plan.handlers {
+                    if let Some(e) = h.export(&seqs) {
+                        let labels = if args.policy.is_some() {
+                            vec![
+                                ("handler".to_string(), h.name.clone()),
+                                ("policy".to_string(), p.name.clone()),
+                                ("tap".to_string(), p.tap.clone()),
+                            ]
+                        } else {
+                            Vec::new()
+                        };
+                        w.add(h.schema(), &e, &labels);
+                    }
+                }
+            }
+            Ok(w.render().trim_end().to_string())
+        }
+    }
+}
