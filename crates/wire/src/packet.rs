@@ -392,8 +392,17 @@ fn decode_slow(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> 
                 };
             }
             Next::Type(ETHERTYPE_PPPOE) => {
-                let proto = be16(frame, at + 6).ok_or(DecodeError::TruncatedPppoe)?;
-                at += 8;
+                // PPP may compress its protocol field to one byte (RFC 1661 PFC); full
+                // protocol numbers always have an even first byte.
+                let first = *frame.get(at + 6).ok_or(DecodeError::TruncatedPppoe)?;
+                let proto = if first & 1 == 1 {
+                    at += 7;
+                    u16::from(first)
+                } else {
+                    let proto = be16(frame, at + 6).ok_or(DecodeError::TruncatedPppoe)?;
+                    at += 8;
+                    proto
+                };
                 next = match proto {
                     0x0021 => Next::Type(ETHERTYPE_IPV4),
                     0x0057 => Next::Type(ETHERTYPE_IPV6),
@@ -821,6 +830,14 @@ mod tests {
             .0;
         let p = decode(LinkType::Ethernet, &f).unwrap();
         assert_eq!((p.src_port, p.dst_port), (67, 68));
+        // Compressed one-byte protocol field.
+        let f = B::default()
+            .eth(0x8864)
+            .raw(&[0x11, 0, 0, 1, 0, 29, 0x21])
+            .ipv4(17, 8, 0, &[])
+            .udp(67, 68, b"")
+            .0;
+        assert_eq!(decode(LinkType::Ethernet, &f).unwrap().dst_port, 68);
         let f = B::default()
             .eth(0x8864)
             .raw(&[0x11, 0, 0, 1, 0, 30, 0xc0, 0x21])
