@@ -106,6 +106,7 @@ impl Read for Prefixed {
 
 impl CaptureFile {
     /// Opens a capture; `-` means stdin. Gzip is detected by its magic bytes, not by name.
+    /// The file header is read here, so an input that is not a capture fails now.
     pub fn open(path: &Path) -> Result<Self, InputError> {
         if path.as_os_str() == "-" {
             return Self::from_reader(Box::new(io::stdin()), "-".to_string());
@@ -117,7 +118,7 @@ impl CaptureFile {
         Self::from_reader(Box::new(file), path.display().to_string())
     }
 
-    /// Wraps any byte stream; `name` is used in errors.
+    /// Wraps any byte stream and reads its file header; `name` is used in errors.
     pub fn from_reader(mut r: Box<dyn Read + Send>, name: String) -> Result<Self, InputError> {
         let mut prefix = [0u8; 2];
         let mut len = 0;
@@ -147,7 +148,7 @@ impl CaptureFile {
         } else {
             replay
         };
-        Ok(Self {
+        let mut file = Self {
             reader,
             name,
             decoder: CaptureDecoder::new(),
@@ -157,7 +158,47 @@ impl CaptureFile {
             base: 0,
             eof: false,
             truncated_at: None,
-        })
+        };
+        file.read_file_header()?;
+        Ok(file)
+    }
+
+    /// Decodes the file header up front so that a non-capture input fails at open time.
+    fn read_file_header(&mut self) -> Result<(), InputError> {
+        while !self.decoder.header_seen() {
+            let avail = self.buf.get(self.pos..self.end).unwrap_or_default();
+            match self.decoder.next_span(avail) {
+                Ok(SpanStep::Skipped { consumed }) => self.pos += consumed,
+                // A header never yields a record; leave it for `next_record` regardless.
+                Ok(SpanStep::Record { .. }) => return Ok(()),
+                Ok(SpanStep::NeedMore) if self.eof => {
+                    return Err(InputError::NotACapture {
+                        name: self.name.clone(),
+                    });
+                }
+                Ok(SpanStep::NeedMore) => self.refill()?,
+                Err(e) => return Err(self.capture_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn capture_error(&self, e: CaptureError) -> InputError {
+        match e {
+            CaptureError::NotACapture => InputError::NotACapture {
+                name: self.name.clone(),
+            },
+            CaptureError::Corrupt(reason) => InputError::Corrupt {
+                name: self.name.clone(),
+                offset: self.offset(),
+                reason,
+            },
+            _ => InputError::Corrupt {
+                name: self.name.clone(),
+                offset: self.offset(),
+                reason: "undecodable capture",
+            },
+        }
     }
 
     /// The name used in errors (the path, or `-`).
@@ -192,25 +233,7 @@ impl CaptureFile {
                     }
                     self.refill()?;
                 }
-                Err(CaptureError::NotACapture) => {
-                    return Err(InputError::NotACapture {
-                        name: self.name.clone(),
-                    });
-                }
-                Err(CaptureError::Corrupt(reason)) => {
-                    return Err(InputError::Corrupt {
-                        name: self.name.clone(),
-                        offset: self.offset(),
-                        reason,
-                    });
-                }
-                Err(_) => {
-                    return Err(InputError::Corrupt {
-                        name: self.name.clone(),
-                        offset: self.offset(),
-                        reason: "undecodable capture",
-                    });
-                }
+                Err(e) => return Err(self.capture_error(e)),
             }
         }
     }
@@ -370,9 +393,8 @@ mod tests {
             Vec::new(),
             vec![0xd4],
         ] {
-            let mut f =
-                CaptureFile::from_reader(Box::new(Cursor::new(bytes)), "notes.txt".into()).unwrap();
-            let e = f.next_record().unwrap_err();
+            let e = CaptureFile::from_reader(Box::new(Cursor::new(bytes)), "notes.txt".into())
+                .unwrap_err();
             assert!(matches!(&e, InputError::NotACapture { name } if name == "notes.txt"));
             assert_eq!(e.to_string(), "notes.txt: not a pcap or pcapng capture");
         }

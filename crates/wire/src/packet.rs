@@ -253,7 +253,27 @@ enum Next {
 }
 
 /// Decodes the headers of one frame captured with link type `link`.
+#[inline]
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
+    // Fast path for the overwhelmingly common untagged Ethernet + IP frame.
+    if link == LinkType::Ethernet
+        && let (Some(et), Some(d)) = (be16(frame, 12), frame.get(14..))
+        && (et == ETHERTYPE_IPV4 || et == ETHERTYPE_IPV6)
+    {
+        let mut p = Packet::default();
+        if et == ETHERTYPE_IPV4 {
+            ipv4(d, &mut p)?;
+        } else {
+            ipv6(d, &mut p)?;
+        }
+        return Ok(p);
+    }
+    decode_slow(link, frame)
+}
+
+/// Every link layer and encapsulation other than plain Ethernet + IP.
+#[inline(never)]
+fn decode_slow(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
     let (mut at, mut next) = match link {
         LinkType::Ethernet => (0, Next::Ether),
         LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => (0, Next::Ip),
@@ -301,20 +321,35 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
             }
             Next::Ip => {
                 let d = frame.get(at..).unwrap_or_default();
-                let mut p = decode_ip(d)?;
-                p.vlan = vlan;
+                // Filled in place: moving the large result through each layer costs more
+                // than decoding the headers.
+                let mut p = Packet {
+                    vlan,
+                    ..Packet::default()
+                };
+                decode_ip_into(d, &mut p)?;
                 return Ok(p);
             }
             Next::Type(ETHERTYPE_IPV4) => {
                 let d = frame.get(at..).unwrap_or_default();
-                let mut p = decode_ipv4(d)?;
-                p.vlan = vlan;
+                // Filled in place: moving the large result through each layer costs more
+                // than decoding the headers.
+                let mut p = Packet {
+                    vlan,
+                    ..Packet::default()
+                };
+                ipv4(d, &mut p)?;
                 return Ok(p);
             }
             Next::Type(ETHERTYPE_IPV6) => {
                 let d = frame.get(at..).unwrap_or_default();
-                let mut p = decode_ipv6(d)?;
-                p.vlan = vlan;
+                // Filled in place: moving the large result through each layer costs more
+                // than decoding the headers.
+                let mut p = Packet {
+                    vlan,
+                    ..Packet::default()
+                };
+                ipv6(d, &mut p)?;
                 return Ok(p);
             }
             Next::Type(ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) => {
@@ -357,8 +392,17 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
                 };
             }
             Next::Type(ETHERTYPE_PPPOE) => {
-                let proto = be16(frame, at + 6).ok_or(DecodeError::TruncatedPppoe)?;
-                at += 8;
+                // PPP may compress its protocol field to one byte (RFC 1661 PFC); full
+                // protocol numbers always have an even first byte.
+                let first = *frame.get(at + 6).ok_or(DecodeError::TruncatedPppoe)?;
+                let proto = if first & 1 == 1 {
+                    at += 7;
+                    u16::from(first)
+                } else {
+                    let proto = be16(frame, at + 6).ok_or(DecodeError::TruncatedPppoe)?;
+                    at += 8;
+                    proto
+                };
                 next = match proto {
                     0x0021 => Next::Type(ETHERTYPE_IPV4),
                     0x0057 => Next::Type(ETHERTYPE_IPV6),
@@ -381,15 +425,23 @@ fn other<'a>(ethertype: u16, vlan: u16) -> Packet<'a> {
 
 /// Decodes a datagram that starts at an IPv4 or IPv6 header.
 pub fn decode_ip(datagram: &[u8]) -> Result<Packet<'_>, DecodeError> {
+    let mut p = Packet::default();
+    decode_ip_into(datagram, &mut p)?;
+    Ok(p)
+}
+
+#[inline]
+fn decode_ip_into<'a>(datagram: &'a [u8], p: &mut Packet<'a>) -> Result<(), DecodeError> {
     match datagram.first().map(|b| b >> 4) {
-        Some(4) => decode_ipv4(datagram),
-        Some(6) => decode_ipv6(datagram),
+        Some(4) => ipv4(datagram, p),
+        Some(6) => ipv6(datagram, p),
         Some(_) => Err(DecodeError::BadIpVersion),
         None => Err(DecodeError::TruncatedIpv4),
     }
 }
 
-fn decode_ipv4(d: &[u8]) -> Result<Packet<'_>, DecodeError> {
+#[inline]
+fn ipv4<'a>(d: &'a [u8], p: &mut Packet<'a>) -> Result<(), DecodeError> {
     let hdr: &[u8; 20] = d
         .get(..20)
         .and_then(|s| s.try_into().ok())
@@ -435,20 +487,17 @@ fn decode_ipv4(d: &[u8]) -> Result<Packet<'_>, DecodeError> {
         hlen = ihl + len;
     }
     let (ip_header, rest) = d.split_at_checked(hlen).unwrap_or_default();
-    let mut p = Packet {
-        l3: L3::Ipv4,
-        src: IpAddr::V4(Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19])),
-        fragment,
-        ip_header,
-        ip_payload: rest.get(..end - hlen).unwrap_or_default(),
-        ..Packet::default()
-    };
-    transport(&mut p, proto)?;
-    Ok(p)
+    p.l3 = L3::Ipv4;
+    p.src = IpAddr::V4(Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15]));
+    p.dst = IpAddr::V4(Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19]));
+    p.fragment = fragment;
+    p.ip_header = ip_header;
+    p.ip_payload = rest.get(..end - hlen).unwrap_or_default();
+    transport(p, proto)
 }
 
-fn decode_ipv6(d: &[u8]) -> Result<Packet<'_>, DecodeError> {
+#[inline]
+fn ipv6<'a>(d: &'a [u8], p: &mut Packet<'a>) -> Result<(), DecodeError> {
     let hdr: &[u8; 40] = d
         .get(..40)
         .and_then(|s| s.try_into().ok())
@@ -506,20 +555,17 @@ fn decode_ipv6(d: &[u8]) -> Result<Packet<'_>, DecodeError> {
     let src = Ipv6Addr::from(seg);
     seg.copy_from_slice(&hdr[24..40]);
     let dst = Ipv6Addr::from(seg);
-    let mut p = Packet {
-        l3: L3::Ipv6,
-        src: IpAddr::V6(src),
-        dst: IpAddr::V6(dst),
-        fragment,
-        ip_header: d.get(..at).unwrap_or_default(),
-        ip_payload: body.get(at..).unwrap_or_default(),
-        ..Packet::default()
-    };
-    transport(&mut p, nh)?;
-    Ok(p)
+    p.l3 = L3::Ipv6;
+    p.src = IpAddr::V6(src);
+    p.dst = IpAddr::V6(dst);
+    p.fragment = fragment;
+    p.ip_header = d.get(..at).unwrap_or_default();
+    p.ip_payload = body.get(at..).unwrap_or_default();
+    transport(p, nh)
 }
 
 /// Fills the transport fields from `p.ip_payload`.
+#[inline]
 fn transport(p: &mut Packet<'_>, proto: u8) -> Result<(), DecodeError> {
     p.ip_proto = proto;
     let seg = p.ip_payload;
@@ -784,6 +830,14 @@ mod tests {
             .0;
         let p = decode(LinkType::Ethernet, &f).unwrap();
         assert_eq!((p.src_port, p.dst_port), (67, 68));
+        // Compressed one-byte protocol field.
+        let f = B::default()
+            .eth(0x8864)
+            .raw(&[0x11, 0, 0, 1, 0, 29, 0x21])
+            .ipv4(17, 8, 0, &[])
+            .udp(67, 68, b"")
+            .0;
+        assert_eq!(decode(LinkType::Ethernet, &f).unwrap().dst_port, 68);
         let f = B::default()
             .eth(0x8864)
             .raw(&[0x11, 0, 0, 1, 0, 30, 0xc0, 0x21])

@@ -49,6 +49,7 @@ fn read_file(path: &Path) -> FileResult {
     let mut f = match CaptureFile::open(path) {
         Ok(f) => f,
         Err(e) => {
+            res.not_a_capture = matches!(e, InputError::NotACapture { .. });
             res.error = Some(e.to_string());
             return res;
         }

@@ -155,8 +155,8 @@ fn truncated_file_reports_offset_of_partial_block() {
 #[test]
 fn non_capture_file_is_named() {
     let t = Temp::new("notes.txt", b"this is not a packet capture\n");
-    let mut f = CaptureFile::open(&t.0).unwrap();
-    let e = f.next_record().unwrap_err();
+    // Rejected when opened, before any record is requested.
+    let e = CaptureFile::open(&t.0).unwrap_err();
     let InputError::NotACapture { name } = &e else {
         panic!("unexpected {e:?}");
     };
