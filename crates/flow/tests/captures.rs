@@ -190,11 +190,8 @@ impl Walker {
             return;
         }
         match proto {
-            17 => {
-                if l4.len() >= 8 + 12 {
-                    self.counts.udp_msgs += 1;
-                }
-            }
+            // A UDP datagram with at least a DNS header.
+            17 if l4.len() >= 8 + 12 => self.counts.udp_msgs += 1,
             6 => {
                 let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
                 let off = usize::from(l4[12] >> 4) * 4;
