@@ -1312,6 +1312,72 @@ mod tests {
                 prop_assert_eq!(t.r.stats().invalid_streams, 0);
             }
 
+            /// Two connections, both directions each, with their segments interleaved at
+            /// random (and neighbours swapped): every (connection, direction) stream yields its
+            /// own messages in order, attributed to the right side.
+            #[test]
+            fn interleaved_connections_and_directions(
+                lens in proptest::collection::vec(17usize..200, 4..40),
+                cut in 1usize..120,
+                picks in proptest::collection::vec(0usize..4, 0..400),
+                swaps in proptest::collection::vec(any::<u16>(), 0..8),
+                isns in any::<[u32; 4]>(),
+            ) {
+                // Stream k: connection k / 2, direction k % 2 (0 = client to server).
+                let streams: Vec<Vec<Vec<u8>>> = (0..4)
+                    .map(|k| {
+                        lens.iter()
+                            .skip(k)
+                            .step_by(4)
+                            .enumerate()
+                            .map(|(i, &l)| msg((k * 64 + i) as u8, l))
+                            .collect()
+                    })
+                    .collect();
+                let wires: Vec<Vec<u8>> = streams.iter().map(|m| framed(m)).collect();
+                // Per stream, its segments; then a random interleaving keeping stream order.
+                let mut next = [0usize; 4];
+                let mut order: Vec<(usize, usize, usize)> = Vec::new();
+                let mut pick = picks.iter().copied().chain((0..4).cycle());
+                while (0..4).any(|k| next[k] < wires[k].len()) {
+                    let k = pick.next().unwrap_or(0);
+                    if next[k] < wires[k].len() {
+                        let s = next[k];
+                        let e = (s + cut + k * 7).min(wires[k].len());
+                        order.push((k, s, e));
+                        next[k] = e;
+                    }
+                }
+                for &sw in &swaps {
+                    let i = sw as usize % order.len();
+                    let j = (i + 1).min(order.len() - 1);
+                    order.swap(i, j);
+                }
+                let ports = [41000u16, 41001];
+                let mut r = TcpDnsReassembler::new(TcpConfig::default());
+                let mut got: Vec<Vec<(Vec<u8>, Direction)>> = vec![Vec::new(); 4];
+                for (k, &isn) in isns.iter().enumerate() {
+                    let (conn, dir) = (k / 2, k % 2);
+                    let fl = if dir == 0 { SYN } else { SYN | ACK };
+                    let (a, ap, b, bp) = if dir == 0 { (C, ports[conn], S, 53) } else { (S, 53, C, ports[conn]) };
+                    r.segment(a, ap, b, bp, 0, isn, fl, &[], 0, &mut |_, _| {});
+                }
+                for (k, s, e) in order {
+                    let (conn, dir) = (k / 2, k % 2);
+                    let (a, ap, b, bp) = if dir == 0 { (C, ports[conn], S, 53) } else { (S, 53, C, ports[conn]) };
+                    let seq = isns[k].wrapping_add(1).wrapping_add(s as u32);
+                    let out = &mut got[k];
+                    r.segment(a, ap, b, bp, 0, seq, ACK, &wires[k][s..e], 0, &mut |m, d| out.push((m.to_vec(), d)));
+                }
+                for (k, (stream, out)) in streams.iter().zip(&got).enumerate() {
+                    let want_dir = if k % 2 == 0 { Direction::Initiator } else { Direction::Responder };
+                    let want: Vec<(Vec<u8>, Direction)> = stream.iter().map(|m| (m.clone(), want_dir)).collect();
+                    prop_assert_eq!(out, &want);
+                }
+                prop_assert_eq!(r.connections(), 2);
+                prop_assert_eq!(r.stats().invalid_streams, 0);
+            }
+
             #[test]
             fn fuzz_body_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
                 fuzz_tcp(&data);
