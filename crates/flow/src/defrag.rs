@@ -169,6 +169,12 @@ pub struct Defragmenter {
     out: Vec<u8>,
 }
 
+impl Default for Defragmenter {
+    fn default() -> Self {
+        Self::new(DefragConfig::default())
+    }
+}
+
 impl Defragmenter {
     /// An empty defragmenter.
     pub fn new(cfg: DefragConfig) -> Self {
@@ -313,6 +319,11 @@ impl Defragmenter {
     /// Bytes currently charged to the `max_bytes` budget.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered
+    }
+
+    /// The limits this defragmenter was built with.
+    pub fn config(&self) -> &DefragConfig {
+        &self.cfg
     }
 
     fn expire_some(&mut self, now_ns: u64, limit: usize) {

@@ -279,6 +279,12 @@ pub struct TcpDnsReassembler {
     pool: Pool,
 }
 
+impl Default for TcpDnsReassembler {
+    fn default() -> Self {
+        Self::new(TcpConfig::default())
+    }
+}
+
 impl TcpDnsReassembler {
     /// An empty reassembler.
     pub fn new(cfg: TcpConfig) -> Self {
@@ -476,6 +482,11 @@ impl TcpDnsReassembler {
     /// Buffer bytes currently charged to `max_total_bytes`.
     pub fn buffered_bytes(&self) -> usize {
         self.pool.buffered
+    }
+
+    /// The limits this reassembler was built with.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
     }
 
     fn expire_some(&mut self, now_ns: u64, limit: usize) {

@@ -109,6 +109,12 @@ pub struct XactTable {
     last_full_purge_ns: Option<u64>,
 }
 
+impl Default for XactTable {
+    fn default() -> Self {
+        Self::new(XactConfig::default())
+    }
+}
+
 impl XactTable {
     /// Heap bytes one hash bucket costs: the key, the value and one control byte.
     pub const BYTES_PER_BUCKET: usize = size_of::<(XactKey, Pending)>() + 1;
