@@ -20,7 +20,7 @@ use core::net::IpAddr;
 use crate::slab::LruSlab;
 
 /// Identifies the datagram a fragment belongs to (RFC 791 / RFC 8200 plus the VLAN).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragKey {
     /// Source address.
     pub src: IpAddr,
@@ -32,6 +32,19 @@ pub struct FragKey {
     pub proto: u8,
     /// Outer VLAN ID, 0 when untagged.
     pub vlan: u16,
+}
+
+impl core::hash::Hash for FragKey {
+    /// Three wide writes instead of the derived walk through the `IpAddr` enums (runs once per
+    /// fragment). An IPv4 address hashes like its IPv4-mapped IPv6 form; equality still tells
+    /// them apart.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(crate::addr_bits(self.src));
+        state.write_u128(crate::addr_bits(self.dst));
+        state.write_u64(
+            u64::from(self.id) << 32 | u64::from(self.proto) << 16 | u64::from(self.vlan),
+        );
+    }
 }
 
 impl Default for FragKey {

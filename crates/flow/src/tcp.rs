@@ -134,14 +134,30 @@ const MIN_BUF_CAP: usize = 512;
 /// pktvisor force-closes up to 100 idle connections per TCP packet).
 const EXPIRE_PER_SEGMENT: usize = 8;
 
-/// Canonical connection key: the smaller (address, port) endpoint first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Canonical connection key: the smaller (address, port) endpoint first. Addresses are kept
+/// as 128-bit numbers (IPv4 mapped into IPv6 space, with `v6` telling the families apart) so
+/// ordering, hashing and comparing cost a few wide operations per segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ConnKey {
-    a: IpAddr,
-    b: IpAddr,
+    a: u128,
+    b: u128,
     a_port: u16,
     b_port: u16,
     vlan: u16,
+    v6: bool,
+}
+
+impl core::hash::Hash for ConnKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.a);
+        state.write_u128(self.b);
+        state.write_u64(
+            u64::from(self.a_port) << 48
+                | u64::from(self.b_port) << 32
+                | u64::from(self.vlan) << 16
+                | u64::from(self.v6),
+        );
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -319,22 +335,26 @@ impl TcpDnsReassembler {
         self.stats.segments += 1;
         self.expire_some(now_ns, EXPIRE_PER_SEGMENT);
 
-        let src_is_a = (src, sport) <= (dst, dport);
+        let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
+        let v6 = src.is_ipv6();
+        let src_is_a = (sa, sport) <= (da, dport);
         let key = if src_is_a {
             ConnKey {
-                a: src,
-                b: dst,
+                a: sa,
+                b: da,
                 a_port: sport,
                 b_port: dport,
                 vlan,
+                v6,
             }
         } else {
             ConnKey {
-                a: dst,
-                b: src,
+                a: da,
+                b: sa,
                 a_port: dport,
                 b_port: sport,
                 vlan,
+                v6,
             }
         };
         let syn = flags & flags::SYN != 0;
