@@ -14,6 +14,27 @@
 //! (Ptacek & Newsham). RFC 5722 already requires IPv6 receivers to drop such datagrams, and no
 //! legitimate sender produces conflicting overlaps. Among identical copies the first fragment's
 //! header is kept (first wins).
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use flow::defrag::{Defragmenter, FragKey};
+//!
+//! let key = FragKey {
+//!     src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+//!     dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+//!     id: 7,
+//!     proto: 17,
+//!     vlan: 0,
+//! };
+//! let mut header = [0u8; 20];
+//! header[0] = 0x45;
+//! let mut d = Defragmenter::default();
+//! // The last fragment first, then the first one completes the datagram.
+//! assert!(d.insert(key, &header, 8, false, &[2; 4], 0).is_none());
+//! let datagram = d.insert(key, &header, 0, true, &[1; 8], 0).unwrap();
+//! assert_eq!(datagram.len(), 20 + 12);
+//! assert_eq!(&datagram[2..4], &32u16.to_be_bytes()); // total length rewritten
+//! ```
 
 use core::net::IpAddr;
 

@@ -25,6 +25,22 @@
 //! The in-order path delivers straight from the segment when nothing is buffered, so the
 //! common case copies nothing and allocates nothing.
 //!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use flow::tcp::{flags, Direction, TcpDnsReassembler};
+//!
+//! let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+//! let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 53));
+//! let mut r = TcpDnsReassembler::default();
+//! let mut got = Vec::new();
+//! let mut keep = |m: &[u8], d: Direction| got.push((m.len(), d));
+//! r.segment(client, 40000, server, 53, 0, 100, flags::SYN, &[], 0, &mut keep);
+//! // A 17-byte message whose length prefix is split from its body.
+//! r.segment(client, 40000, server, 53, 0, 101, flags::ACK, &[0], 1, &mut keep);
+//! r.segment(client, 40000, server, 53, 0, 102, flags::ACK, &[17, 0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 2, &mut keep);
+//! assert_eq!(got, vec![(17, Direction::Initiator)]);
+//! ```
+//!
 //! Memory: a tracked connection costs about 250 bytes of table state (key, both directions,
 //! recency links, index), so the default 100 000 connections take about 25 MB; buffers for
 //! unfinished messages and out-of-order data come on top, bounded by `max_total_bytes`.
