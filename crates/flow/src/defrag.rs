@@ -14,13 +14,34 @@
 //! (Ptacek & Newsham). RFC 5722 already requires IPv6 receivers to drop such datagrams, and no
 //! legitimate sender produces conflicting overlaps. Among identical copies the first fragment's
 //! header is kept (first wins).
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use flow::defrag::{Defragmenter, FragKey};
+//!
+//! let key = FragKey {
+//!     src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+//!     dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+//!     id: 7,
+//!     proto: 17,
+//!     vlan: 0,
+//! };
+//! let mut header = [0u8; 20];
+//! header[0] = 0x45;
+//! let mut d = Defragmenter::default();
+//! // The last fragment first, then the first one completes the datagram.
+//! assert!(d.insert(key, &header, 8, false, &[2; 4], 0).is_none());
+//! let datagram = d.insert(key, &header, 0, true, &[1; 8], 0).unwrap();
+//! assert_eq!(datagram.len(), 20 + 12);
+//! assert_eq!(&datagram[2..4], &32u16.to_be_bytes()); // total length rewritten
+//! ```
 
 use core::net::IpAddr;
 
 use crate::slab::LruSlab;
 
 /// Identifies the datagram a fragment belongs to (RFC 791 / RFC 8200 plus the VLAN).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragKey {
     /// Source address.
     pub src: IpAddr,
@@ -32,6 +53,19 @@ pub struct FragKey {
     pub proto: u8,
     /// Outer VLAN ID, 0 when untagged.
     pub vlan: u16,
+}
+
+impl core::hash::Hash for FragKey {
+    /// Three wide writes instead of the derived walk through the `IpAddr` enums (runs once per
+    /// fragment). An IPv4 address hashes like its IPv4-mapped IPv6 form; equality still tells
+    /// them apart.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(crate::addr_bits(self.src));
+        state.write_u128(crate::addr_bits(self.dst));
+        state.write_u64(
+            u64::from(self.id) << 32 | u64::from(self.proto) << 16 | u64::from(self.vlan),
+        );
+    }
 }
 
 impl Default for FragKey {
@@ -167,6 +201,12 @@ pub struct Defragmenter {
     buffered: usize,
     /// The last reassembled datagram; returned slices borrow it.
     out: Vec<u8>,
+}
+
+impl Default for Defragmenter {
+    fn default() -> Self {
+        Self::new(DefragConfig::default())
+    }
 }
 
 impl Defragmenter {
@@ -313,6 +353,11 @@ impl Defragmenter {
     /// Bytes currently charged to the `max_bytes` budget.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered
+    }
+
+    /// The limits this defragmenter was built with.
+    pub fn config(&self) -> &DefragConfig {
+        &self.cfg
     }
 
     fn expire_some(&mut self, now_ns: u64, limit: usize) {

@@ -10,3 +10,12 @@ pub mod defrag;
 mod slab;
 pub mod tcp;
 pub mod xact;
+
+/// An address as 128 bits (IPv4 as its IPv4-mapped IPv6 form), for hashing and comparing keys
+/// in a few wide operations instead of walking the `IpAddr` enum.
+fn addr_bits(a: core::net::IpAddr) -> u128 {
+    match a {
+        core::net::IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(v4.to_bits()),
+        core::net::IpAddr::V6(v6) => v6.to_bits(),
+    }
+}

@@ -213,4 +213,63 @@ mod tests {
         assert_eq!(s.tail(), None);
         assert_eq!(s.len(), 0);
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Against a naive model (a Vec ordered from least to most recent): membership,
+            /// length and eviction order agree after any sequence of operations.
+            #[test]
+            fn matches_naive_model(ops in proptest::collection::vec((0u8..4, 0u16..24), 0..300)) {
+                let mut s: LruSlab<u16, u16> = LruSlab::new(99);
+                let mut model: Vec<u16> = Vec::new();
+                for (op, k) in ops {
+                    match op {
+                        0 => {
+                            if s.find(&k).is_none() {
+                                let i = s.insert(k);
+                                if let Some(v) = s.value_mut(i) {
+                                    *v = k;
+                                }
+                                model.push(k);
+                            }
+                        }
+                        1 => {
+                            if let Some(i) = s.find(&k) {
+                                s.remove(i);
+                                model.retain(|&m| m != k);
+                            }
+                        }
+                        2 => {
+                            if let Some(i) = s.find(&k) {
+                                s.touch(i);
+                                model.retain(|&m| m != k);
+                                model.push(k);
+                            }
+                        }
+                        _ => {
+                            // Evict the least recent, as the tables do at their cap.
+                            if let Some(t) = s.tail() {
+                                prop_assert_eq!(s.value(t).copied(), model.first().copied());
+                                s.remove(t);
+                                model.remove(0);
+                            } else {
+                                prop_assert!(model.is_empty());
+                            }
+                        }
+                    }
+                    prop_assert_eq!(s.len(), model.len());
+                    for &m in &model {
+                        let i = s.find(&m);
+                        prop_assert!(i.is_some());
+                        prop_assert_eq!(i.and_then(|i| s.value(i)).copied(), Some(m));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -24,6 +24,26 @@
 //!
 //! The in-order path delivers straight from the segment when nothing is buffered, so the
 //! common case copies nothing and allocates nothing.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use flow::tcp::{flags, Direction, TcpDnsReassembler};
+//!
+//! let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+//! let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 53));
+//! let mut r = TcpDnsReassembler::default();
+//! let mut got = Vec::new();
+//! let mut keep = |m: &[u8], d: Direction| got.push((m.len(), d));
+//! r.segment(client, 40000, server, 53, 0, 100, flags::SYN, &[], 0, &mut keep);
+//! // A 17-byte message whose length prefix is split from its body.
+//! r.segment(client, 40000, server, 53, 0, 101, flags::ACK, &[0], 1, &mut keep);
+//! r.segment(client, 40000, server, 53, 0, 102, flags::ACK, &[17, 0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 2, &mut keep);
+//! assert_eq!(got, vec![(17, Direction::Initiator)]);
+//! ```
+//!
+//! Memory: a tracked connection costs about 250 bytes of table state (key, both directions,
+//! recency links, index), so the default 100 000 connections take about 25 MB; buffers for
+//! unfinished messages and out-of-order data come on top, bounded by `max_total_bytes`.
 
 use core::cmp::Ordering;
 use core::net::IpAddr;
@@ -130,14 +150,30 @@ const MIN_BUF_CAP: usize = 512;
 /// pktvisor force-closes up to 100 idle connections per TCP packet).
 const EXPIRE_PER_SEGMENT: usize = 8;
 
-/// Canonical connection key: the smaller (address, port) endpoint first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Canonical connection key: the smaller (address, port) endpoint first. Addresses are kept
+/// as 128-bit numbers (IPv4 mapped into IPv6 space, with `v6` telling the families apart) so
+/// ordering, hashing and comparing cost a few wide operations per segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ConnKey {
-    a: IpAddr,
-    b: IpAddr,
+    a: u128,
+    b: u128,
     a_port: u16,
     b_port: u16,
     vlan: u16,
+    v6: bool,
+}
+
+impl core::hash::Hash for ConnKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.a);
+        state.write_u128(self.b);
+        state.write_u64(
+            u64::from(self.a_port) << 48
+                | u64::from(self.b_port) << 32
+                | u64::from(self.vlan) << 16
+                | u64::from(self.v6),
+        );
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,6 +267,8 @@ impl Pool {
             return false;
         }
         if h.buf.capacity() == 0
+            && let Some(spare_cap) = self.spare.last().map(Vec::capacity)
+            && self.buffered + spare_cap <= cfg.max_total_bytes
             && let Some(spare) = self.spare.pop()
         {
             h.buf = spare;
@@ -245,7 +283,7 @@ impl Pool {
             .max(cap.saturating_mul(2))
             .max(MIN_BUF_CAP)
             .min(cfg.max_buffer_per_direction.max(needed));
-        if self.buffered - cap + new_cap > cfg.max_total_bytes {
+        if self.buffered - h.charged + new_cap > cfg.max_total_bytes {
             return false;
         }
         h.buf.reserve_exact(new_cap - h.buf.len());
@@ -271,6 +309,12 @@ pub struct TcpDnsReassembler {
     cfg: TcpConfig,
     stats: TcpStats,
     pool: Pool,
+}
+
+impl Default for TcpDnsReassembler {
+    fn default() -> Self {
+        Self::new(TcpConfig::default())
+    }
 }
 
 impl TcpDnsReassembler {
@@ -307,22 +351,26 @@ impl TcpDnsReassembler {
         self.stats.segments += 1;
         self.expire_some(now_ns, EXPIRE_PER_SEGMENT);
 
-        let src_is_a = (src, sport) <= (dst, dport);
+        let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
+        let v6 = src.is_ipv6();
+        let src_is_a = (sa, sport) <= (da, dport);
         let key = if src_is_a {
             ConnKey {
-                a: src,
-                b: dst,
+                a: sa,
+                b: da,
                 a_port: sport,
                 b_port: dport,
                 vlan,
+                v6,
             }
         } else {
             ConnKey {
-                a: dst,
-                b: src,
+                a: da,
+                b: sa,
                 a_port: dport,
                 b_port: sport,
                 vlan,
+                v6,
             }
         };
         let syn = flags & flags::SYN != 0;
@@ -470,6 +518,11 @@ impl TcpDnsReassembler {
     /// Buffer bytes currently charged to `max_total_bytes`.
     pub fn buffered_bytes(&self) -> usize {
         self.pool.buffered
+    }
+
+    /// The limits this reassembler was built with.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
     }
 
     fn expire_some(&mut self, now_ns: u64, limit: usize) {
@@ -1225,6 +1278,12 @@ mod tests {
     }
 
     #[test]
+    fn per_connection_state_is_small() {
+        // Key + state; the slab adds 24 bytes of hash and links, the index about 6.
+        assert!(size_of::<ConnKey>() + size_of::<Conn>() <= 240);
+    }
+
+    #[test]
     fn fuzz_body_survives_samples() {
         fuzz_tcp(&[]);
         fuzz_tcp(&[0, SYN, 0, 0, 0, 0, ACK, 0, 0, 5, 0, 3, 1, 2, 3]);
@@ -1298,6 +1357,72 @@ mod tests {
                 prop_assert_eq!(t.msgs(), ms);
                 prop_assert_eq!(t.r.stats().gaps, 0);
                 prop_assert_eq!(t.r.stats().invalid_streams, 0);
+            }
+
+            /// Two connections, both directions each, with their segments interleaved at
+            /// random (and neighbours swapped): every (connection, direction) stream yields its
+            /// own messages in order, attributed to the right side.
+            #[test]
+            fn interleaved_connections_and_directions(
+                lens in proptest::collection::vec(17usize..200, 4..40),
+                cut in 1usize..120,
+                picks in proptest::collection::vec(0usize..4, 0..400),
+                swaps in proptest::collection::vec(any::<u16>(), 0..8),
+                isns in any::<[u32; 4]>(),
+            ) {
+                // Stream k: connection k / 2, direction k % 2 (0 = client to server).
+                let streams: Vec<Vec<Vec<u8>>> = (0..4)
+                    .map(|k| {
+                        lens.iter()
+                            .skip(k)
+                            .step_by(4)
+                            .enumerate()
+                            .map(|(i, &l)| msg((k * 64 + i) as u8, l))
+                            .collect()
+                    })
+                    .collect();
+                let wires: Vec<Vec<u8>> = streams.iter().map(|m| framed(m)).collect();
+                // Per stream, its segments; then a random interleaving keeping stream order.
+                let mut next = [0usize; 4];
+                let mut order: Vec<(usize, usize, usize)> = Vec::new();
+                let mut pick = picks.iter().copied().chain((0..4).cycle());
+                while (0..4).any(|k| next[k] < wires[k].len()) {
+                    let k = pick.next().unwrap_or(0);
+                    if next[k] < wires[k].len() {
+                        let s = next[k];
+                        let e = (s + cut + k * 7).min(wires[k].len());
+                        order.push((k, s, e));
+                        next[k] = e;
+                    }
+                }
+                for &sw in &swaps {
+                    let i = sw as usize % order.len();
+                    let j = (i + 1).min(order.len() - 1);
+                    order.swap(i, j);
+                }
+                let ports = [41000u16, 41001];
+                let mut r = TcpDnsReassembler::new(TcpConfig::default());
+                let mut got: Vec<Vec<(Vec<u8>, Direction)>> = vec![Vec::new(); 4];
+                for (k, &isn) in isns.iter().enumerate() {
+                    let (conn, dir) = (k / 2, k % 2);
+                    let fl = if dir == 0 { SYN } else { SYN | ACK };
+                    let (a, ap, b, bp) = if dir == 0 { (C, ports[conn], S, 53) } else { (S, 53, C, ports[conn]) };
+                    r.segment(a, ap, b, bp, 0, isn, fl, &[], 0, &mut |_, _| {});
+                }
+                for (k, s, e) in order {
+                    let (conn, dir) = (k / 2, k % 2);
+                    let (a, ap, b, bp) = if dir == 0 { (C, ports[conn], S, 53) } else { (S, 53, C, ports[conn]) };
+                    let seq = isns[k].wrapping_add(1).wrapping_add(s as u32);
+                    let out = &mut got[k];
+                    r.segment(a, ap, b, bp, 0, seq, ACK, &wires[k][s..e], 0, &mut |m, d| out.push((m.to_vec(), d)));
+                }
+                for (k, (stream, out)) in streams.iter().zip(&got).enumerate() {
+                    let want_dir = if k % 2 == 0 { Direction::Initiator } else { Direction::Responder };
+                    let want: Vec<(Vec<u8>, Direction)> = stream.iter().map(|m| (m.clone(), want_dir)).collect();
+                    prop_assert_eq!(out, &want);
+                }
+                prop_assert_eq!(r.connections(), 2);
+                prop_assert_eq!(r.stats().invalid_streams, 0);
             }
 
             #[test]

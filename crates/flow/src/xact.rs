@@ -6,6 +6,22 @@
 //! query with the same key replaces the first), a reply closes it; a reply arriving more than
 //! `ttl_ns` after its query counts as timed out, and `purge` (run at bucket rotation) drops open
 //! transactions older than the TTL so they can be added to `timed_out`.
+//!
+//! ```
+//! use flow::xact::{Finish, Pending, XactKey, XactTable};
+//!
+//! let mut t = XactTable::default();
+//! let key = XactKey { flow: 0xfeed, id: 42 };
+//! t.start(key, Pending { start_ns: 1_000, query_size: 40, filtered: false, tag: 0 });
+//! match t.finish(key, 251_000) {
+//!     Finish::Matched { elapsed_ns, pending } => {
+//!         assert_eq!(elapsed_ns, 250_000);
+//!         assert_eq!(pending.query_size, 40);
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(t.finish(key, 300_000), Finish::Orphan);
+//! ```
 
 use core::mem::size_of;
 
@@ -107,6 +123,12 @@ pub struct XactTable {
     /// Packet time of the last purge forced by a full table; limits those O(n) sweeps to one
     /// per TTL even under a flood.
     last_full_purge_ns: Option<u64>,
+}
+
+impl Default for XactTable {
+    fn default() -> Self {
+        Self::new(XactConfig::default())
+    }
 }
 
 impl XactTable {
