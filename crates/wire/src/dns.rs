@@ -20,7 +20,7 @@ mod tables;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{BitOr, BitOrAssign};
 
-pub use aggregate::aggregate_qname;
+pub use aggregate::{aggregate_qname, aggregate_qname_str};
 pub use name::{MAX_NAME_WIRE_LEN, MAX_POINTER_JUMPS, NAME_TEXT_MAX, Name, NameBuf};
 pub use psl::{PublicSuffixList, Sections};
 pub use tables::{qtype_from_name, qtype_name, rcode_from_name, rcode_name};

@@ -16,8 +16,9 @@ pub const MAX_NAME_WIRE_LEN: usize = 255;
 pub const MAX_POINTER_JUMPS: usize = 128;
 /// Most labels (including the root label) a legal name can have.
 pub(super) const MAX_LABELS: usize = 128;
-/// Capacity of [`NameBuf`]: a 255-byte name whose 253 label bytes all need a four-byte
-/// `\DDD` escape renders to 1012 bytes.
+/// Capacity of [`NameBuf`]: the longest rendering is a 255-byte name of four labels whose
+/// 250 bytes all need a four-byte `\DDD` escape, 1003 bytes, plus the leading dot the
+/// renderer writes before skipping it.
 pub const NAME_TEXT_MAX: usize = 1024;
 
 /// A name at some offset of a message (the message is kept to follow compression pointers).
