@@ -125,11 +125,26 @@ mod tests {
             Some("www.google.co.uk"),
         );
         check("www.google.co.uk", "google.co.uk", "www.google.co.uk", None);
+    }
+
+    #[test]
+    fn suffix_as_long_as_the_name_is_ignored() {
+        // pktvisor only applies a static suffix shorter than the name, so a name equal to its
+        // suffix aggregates as if there were none (a 3-label name still yields qname3).
         check(
             "foo.bar.com",
             "foo.bar.com",
             ".bar.com",
             Some("foo.bar.com"),
+        );
+        check("google.com", "google.com", "google.com", None);
+        // With only_qname_suffix ["google.com"] pktvisor's top_qname3 stays empty.
+        check("play.google.com", "google.com", "play.google.com", None);
+        check(
+            "nonexistent.google.com",
+            "google.com",
+            "nonexistent.google.com",
+            None,
         );
     }
 
