@@ -20,7 +20,7 @@ mod tables;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{BitOr, BitOrAssign};
 
-pub use aggregate::aggregate_qname;
+pub use aggregate::{aggregate_qname, aggregate_qname_str};
 pub use name::{MAX_NAME_WIRE_LEN, MAX_POINTER_JUMPS, NAME_TEXT_MAX, Name, NameBuf};
 pub use psl::{PublicSuffixList, Sections};
 pub use tables::{qtype_from_name, qtype_name, rcode_from_name, rcode_name};
@@ -209,17 +209,20 @@ fn be16(msg: &[u8], pos: usize) -> Option<u16> {
 fn skip_name(msg: &[u8], start: usize) -> Option<(usize, bool, usize)> {
     let mut pos = start;
     // A 255-byte name has at most 127 one-byte labels plus the root label.
-    for _ in 0..=name::MAX_LABELS {
+    for _ in 0..name::MAX_LABELS {
         let len = *msg.get(pos)?;
-        match len & 0xC0 {
-            0x00 if len == 0 => return Some((pos + 1, false, pos + 1 - start)),
-            0x00 => pos += 1 + usize::from(len),
-            0xC0 => {
-                msg.get(pos + 1)?;
-                return Some((pos + 2, true, pos + 1 - start));
-            }
-            _ => return None,
+        if len == 0 {
+            return Some((pos + 1, false, pos + 1 - start));
         }
+        if len < 0x40 {
+            pos += 1 + usize::from(len);
+            continue;
+        }
+        if len >= 0xC0 {
+            msg.get(pos + 1)?;
+            return Some((pos + 2, true, pos + 1 - start));
+        }
+        return None;
     }
     None
 }

@@ -46,6 +46,14 @@ pub fn aggregate_qname(name: &[u8], static_suffix_len: usize) -> (&[u8], Option<
     (qname2, qname3)
 }
 
+/// [`aggregate_qname`] for text: both keys are suffixes of `name` starting at a `.` (or the
+/// whole name), so slicing there always lands on a character boundary.
+pub fn aggregate_qname_str(name: &str, static_suffix_len: usize) -> (&str, Option<&str>) {
+    let (q2, q3) = aggregate_qname(name.as_bytes(), static_suffix_len);
+    let suffix = |part: &[u8]| name.get(name.len() - part.len()..).unwrap_or(name);
+    (suffix(q2), q3.map(suffix))
+}
+
 /// Position of the last `.` at or before `upto` (anywhere when `None`), like C++ `rfind`.
 #[inline]
 fn rfind_dot(name: &[u8], upto: Option<usize>) -> Option<usize> {
@@ -55,7 +63,7 @@ fn rfind_dot(name: &[u8], upto: Option<usize>) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::aggregate_qname;
+    use super::{aggregate_qname, aggregate_qname_str};
 
     fn agg(name: &str, suffix: &str) -> (String, Option<String>) {
         let (q2, q3) = aggregate_qname(name.as_bytes(), suffix.len());
@@ -117,11 +125,26 @@ mod tests {
             Some("www.google.co.uk"),
         );
         check("www.google.co.uk", "google.co.uk", "www.google.co.uk", None);
+    }
+
+    #[test]
+    fn suffix_as_long_as_the_name_is_ignored() {
+        // pktvisor only applies a static suffix shorter than the name, so a name equal to its
+        // suffix aggregates as if there were none (a 3-label name still yields qname3).
         check(
             "foo.bar.com",
             "foo.bar.com",
             ".bar.com",
             Some("foo.bar.com"),
+        );
+        check("google.com", "google.com", "google.com", None);
+        // With only_qname_suffix ["google.com"] pktvisor's top_qname3 stays empty.
+        check("play.google.com", "google.com", "play.google.com", None);
+        check(
+            "nonexistent.google.com",
+            "google.com",
+            "nonexistent.google.com",
+            None,
         );
     }
 
@@ -147,6 +170,20 @@ mod tests {
         check(".bar.com", "", ".bar.com", Some(".bar.com"));
         // Suffix longer than the name is ignored.
         check("x.y.z", "abcdefgh", ".y.z", Some("x.y.z"));
+    }
+
+    #[test]
+    fn str_version_agrees() {
+        assert_eq!(
+            aggregate_qname_str("biz.foo.bar.com", 0),
+            (".bar.com", Some(".foo.bar.com"))
+        );
+        assert_eq!(
+            aggregate_qname_str("www.google.co.uk", 6),
+            (".google.co.uk", Some("www.google.co.uk"))
+        );
+        assert_eq!(aggregate_qname_str("a.com", 0), ("a.com", None));
+        assert_eq!(aggregate_qname_str("", 0), ("", None));
     }
 
     #[test]

@@ -16,8 +16,9 @@ pub const MAX_NAME_WIRE_LEN: usize = 255;
 pub const MAX_POINTER_JUMPS: usize = 128;
 /// Most labels (including the root label) a legal name can have.
 pub(super) const MAX_LABELS: usize = 128;
-/// Capacity of [`NameBuf`]: a 255-byte name whose 253 label bytes all need a four-byte
-/// `\DDD` escape renders to 1012 bytes.
+/// Capacity of [`NameBuf`]: the longest rendering is a 255-byte name of four labels whose
+/// 250 bytes all need a four-byte `\DDD` escape, 1003 bytes, plus the leading dot the
+/// renderer writes before skipping it.
 pub const NAME_TEXT_MAX: usize = 1024;
 
 /// A name at some offset of a message (the message is kept to follow compression pointers).
@@ -46,19 +47,27 @@ impl<'a> Name<'a> {
     /// Renders the name as lower-case text into `out` (cleared first; left empty on error).
     pub fn write_lower(&self, out: &mut NameBuf) -> Result<(), DnsError> {
         out.clear();
-        let res = self.walk(|label| out.push_label(label));
-        if res.is_err() {
-            out.clear();
+        match self.walk(|run| out.push_run(run)) {
+            Ok(_) => {
+                out.finish();
+                Ok(())
+            }
+            Err(e) => {
+                out.clear();
+                Err(e)
+            }
         }
-        res.map(|_| ())
     }
 
-    /// Calls `on_label` for each label in order; returns the uncompressed wire length.
+    /// Validates the name and calls `on_run(run)` for each contiguous run of labels (a run
+    /// ends at the root label or at a compression pointer; `run` holds the labels with their
+    /// length bytes), so the renderer can work on whole runs. Returns the uncompressed wire
+    /// length.
     ///
-    /// Pointers must point strictly before the start of the run of labels that led to them,
-    /// so offsets decrease at every jump and no loop is possible; jumps are also capped at
+    /// Pointers must point strictly before the start of the run that led to them, so offsets
+    /// decrease at every jump and no loop is possible; jumps are also capped at
     /// [`MAX_POINTER_JUMPS`] and the uncompressed length at [`MAX_NAME_WIRE_LEN`].
-    fn walk(&self, mut on_label: impl FnMut(&'a [u8])) -> Result<usize, DnsError> {
+    fn walk(&self, mut on_run: impl FnMut(&'a [u8])) -> Result<usize, DnsError> {
         let msg = self.msg;
         let mut pos = self.offset;
         let mut run_start = pos;
@@ -66,22 +75,23 @@ impl<'a> Name<'a> {
         let mut jumps = 0usize;
         // Every iteration reads a label (at most MAX_LABELS) or follows a pointer (at most
         // MAX_POINTER_JUMPS), so this bound is never the reason to stop.
-        for _ in 0..=(MAX_LABELS + MAX_POINTER_JUMPS) {
+        for _ in 0..(MAX_LABELS + MAX_POINTER_JUMPS + 1) {
             let len = *msg.get(pos).ok_or(DnsError::NameTruncated)?;
-            match len & 0xC0 {
-                0x00 if len == 0 => return Ok(wire),
-                0x00 => {
-                    let l = usize::from(len);
-                    let label = msg
-                        .get(pos + 1..pos + 1 + l)
-                        .ok_or(DnsError::NameTruncated)?;
-                    wire += 1 + l;
-                    if wire > MAX_NAME_WIRE_LEN {
-                        return Err(DnsError::NameTooLong);
-                    }
-                    on_label(label);
-                    pos += 1 + l;
+            if len != 0 && len < 0x40 {
+                let l = usize::from(len);
+                wire += 1 + l;
+                if wire > MAX_NAME_WIRE_LEN {
+                    return Err(DnsError::NameTooLong);
                 }
+                pos += 1 + l;
+                continue;
+            }
+            // End of a run: its label bytes all precede `pos`, which was readable.
+            if pos > run_start {
+                on_run(msg.get(run_start..pos).unwrap_or_default());
+            }
+            match len & 0xC0 {
+                0x00 => return Ok(wire),
                 0xC0 => {
                     let lo = *msg.get(pos + 1).ok_or(DnsError::NameTruncated)?;
                     let target = usize::from(len & 0x3F) << 8 | usize::from(lo);
@@ -102,25 +112,41 @@ impl<'a> Name<'a> {
     }
 }
 
-/// Lower-case form of every byte that needs no escape, 0 for those that do.
-const LOWER_PLAIN: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = b'!';
-    while b <= b'~' {
-        if b != b'.' && b != b'\\' {
-            t[b as usize] = b.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    t
-};
+/// Lower-cases eight bytes at once (SWAR) and reports whether any of them needs an escape.
+///
+/// Returns the lower-cased word and a value that is non-zero when some byte is outside
+/// `!`..=`~` or is `.` or `\\`; the word is only meaningful when that value is zero.
+#[inline]
+fn lower_plain8(x: u64) -> (u64, u64) {
+    const L: u64 = 0x0101_0101_0101_0101;
+    const H: u64 = 0x8080_8080_8080_8080;
+    // With every byte below 0x80, `x + (0x80 - n) * L` sets a byte's high bit exactly when
+    // that byte is >= n, and no carry crosses into the next byte.
+    let high = x & H;
+    let x7 = x & !H;
+    let ge = |n: u64| (x7 + (0x80 - n) * L) & H;
+    let eq = |c: u64| {
+        let t = x7 ^ (c * L);
+        !(t + 0x7F * L) & H
+    };
+    let upper = ge(0x41) & !ge(0x5B);
+    let odd = high | !ge(0x21) & H | ge(0x7F) | eq(0x2E) | eq(0x5C);
+    (x | (upper >> 2), odd)
+}
 
 /// Fixed-size stack buffer holding a rendered name (see the module doc for the text form).
 #[derive(Clone)]
 pub struct NameBuf {
-    buf: [u8; NAME_TEXT_MAX],
+    /// Rendered text lives in `buf[start..len]`; `start` becomes 1 to skip the leading dot
+    /// every run-rendered name begins with. The slack past [`NAME_TEXT_MAX`] lets the
+    /// eight-byte loop run over the end of the text.
+    buf: [u8; NAME_TEXT_MAX + SLACK],
+    start: usize,
     len: usize,
 }
+
+/// Room after the text for whole eight-byte words.
+const SLACK: usize = 16;
 
 impl Default for NameBuf {
     fn default() -> Self {
@@ -138,19 +164,21 @@ impl NameBuf {
     /// An empty buffer.
     pub const fn new() -> Self {
         NameBuf {
-            buf: [0; NAME_TEXT_MAX],
+            buf: [0; NAME_TEXT_MAX + SLACK],
+            start: 0,
             len: 0,
         }
     }
 
     /// Empties the buffer.
     pub fn clear(&mut self) {
+        self.start = 0;
         self.len = 0;
     }
 
     /// The text as bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
+        self.buf.get(self.start..self.len).unwrap_or_default()
     }
 
     /// The text (always ASCII).
@@ -161,12 +189,17 @@ impl NameBuf {
 
     /// Length of the text in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.len.saturating_sub(self.start)
     }
 
     /// True for the root name (or before anything was written).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// Drops the leading dot of a non-root name (runs are rendered as `.label.label`).
+    fn finish(&mut self) {
+        self.start = usize::from(self.len > 0);
     }
 
     /// Appends one byte; the capacity covers the longest legal name, so nothing is dropped
@@ -179,29 +212,66 @@ impl NameBuf {
         }
     }
 
-    /// Appends a label (preceded by a dot unless it is the first one; labels are never empty).
+    /// Appends a run of labels (length bytes included) as `.label.label…`.
+    ///
+    /// Fast path: copy the run, mask its length bytes with a plain letter, lower-case it
+    /// eight bytes at a time in place while collecting the bytes that would need an escape,
+    /// then turn the length bytes into dots. Runs with escape-worthy bytes are rendered again
+    /// byte by byte.
     #[inline]
-    fn push_label(&mut self, label: &[u8]) {
-        if self.len > 0 {
-            self.push(b'.');
-        }
-        let start = self.len;
-        // Fast path: copy and lower-case the whole label in one pass, then check it needed no
-        // escape; only labels with odd bytes are redone byte by byte.
-        if let Some(dst) = self.buf.get_mut(start..start + label.len()) {
-            let mut odd = 0u8;
-            for (d, &s) in dst.iter_mut().zip(label) {
-                let m = LOWER_PLAIN[usize::from(s)];
-                odd |= u8::from(m == 0);
-                *d = m;
+    fn push_run(&mut self, run: &[u8]) {
+        let base = self.len;
+        let end = base + run.len();
+        if let Some(dst) = self.buf.get_mut(base..end) {
+            dst.copy_from_slice(run);
+            self.mark_lengths(run, base, b'a');
+            let mut odd = 0u64;
+            let mut i = base;
+            // Whole words, the last one reaching into the slack (its extra bytes are ignored).
+            while i < end {
+                let Some(word) = self.buf.get_mut(i..).and_then(|r| r.first_chunk_mut::<8>())
+                else {
+                    odd = 1;
+                    break;
+                };
+                let (lower, bad) = lower_plain8(u64::from_le_bytes(*word));
+                *word = lower.to_le_bytes();
+                let valid = end - i;
+                odd |= if valid >= 8 {
+                    bad
+                } else {
+                    bad & ((1u64 << (valid * 8)) - 1)
+                };
+                i += 8;
             }
             if odd == 0 {
-                self.len = start + label.len();
+                self.mark_lengths(run, base, b'.');
+                self.len = end;
                 return;
             }
         }
-        for &b in label {
-            self.push_escaped(b);
+        self.len = base;
+        let mut p = 0;
+        while let Some(&l) = run.get(p) {
+            self.push(b'.');
+            let l = usize::from(l);
+            for &b in run.get(p + 1..p + 1 + l).unwrap_or_default() {
+                self.push_escaped(b);
+            }
+            p += 1 + l;
+        }
+    }
+
+    /// Overwrites the positions of the run's length bytes (copied at `base`) with `with`.
+    #[inline]
+    fn mark_lengths(&mut self, run: &[u8], base: usize, with: u8) {
+        // Each iteration moves past one label, so this is bounded by the run length.
+        let mut p = 0;
+        while let Some(&l) = run.get(p) {
+            if let Some(d) = self.buf.get_mut(base + p) {
+                *d = with;
+            }
+            p += 1 + usize::from(l);
         }
     }
 
@@ -236,3 +306,70 @@ impl PartialEq for NameBuf {
 }
 
 impl Eq for NameBuf {}
+
+#[cfg(test)]
+mod tests {
+    use super::lower_plain8;
+    use proptest::prelude::*;
+
+    /// Byte-wise reference: lower-case form of bytes needing no escape, 0 for the others.
+    const LOWER_PLAIN: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut b = b'!';
+        while b <= b'~' {
+            if b != b'.' && b != b'\\' {
+                t[b as usize] = b.to_ascii_lowercase();
+            }
+            b += 1;
+        }
+        t
+    };
+
+    /// Byte-wise reference for `lower_plain8`.
+    fn reference(bytes: [u8; 8]) -> ([u8; 8], bool) {
+        let mut out = [0u8; 8];
+        let mut odd = false;
+        for (o, b) in out.iter_mut().zip(bytes) {
+            *o = LOWER_PLAIN[usize::from(b)];
+            odd |= *o == 0;
+        }
+        (out, odd)
+    }
+
+    fn check(bytes: [u8; 8]) {
+        let (lower, odd) = lower_plain8(u64::from_le_bytes(bytes));
+        let (want, want_odd) = reference(bytes);
+        assert_eq!(odd != 0, want_odd, "{bytes:02x?}");
+        if !want_odd {
+            assert_eq!(lower.to_le_bytes(), want, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn swar_matches_table_on_every_single_byte() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = *b"abcdefgh";
+                bytes[pos] = b;
+                check(bytes);
+            }
+        }
+        let (lower, odd) = lower_plain8(u64::from_le_bytes(*b"WwW-Z_@["));
+        assert_eq!(odd, 0);
+        assert_eq!(&lower.to_le_bytes(), b"www-z_@[");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn swar_matches_table(bytes in any::<[u8; 8]>()) {
+            check(bytes);
+        }
+
+        #[test]
+        fn swar_matches_table_on_printable(bytes in any::<[u8; 8]>().prop_map(|b| b.map(|x| 0x20 + x % 0x60))) {
+            check(bytes);
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! punycode (`xn--`) form, which is how they appear in DNS messages.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 /// The embedded list (MPL-2.0, see `crates/wire/data/README.md`).
@@ -24,12 +25,51 @@ pub enum Sections {
 const EXACT: u8 = 1;
 const WILDCARD: u8 = 2;
 const EXCEPTION: u8 = 4;
+/// Some longer rule ends with this suffix, so the lookup must go on to longer candidates.
+const INTERIOR: u8 = 8;
+
+/// Small multiplicative hash for the rule table: keys are a fixed list and lookups only
+/// probe, so flooding resistance is not needed, and SipHash costs more than the rest of the
+/// lookup.
+#[derive(Default, Clone, Copy)]
+struct SuffixHasher(u64);
+
+impl SuffixHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for SuffixHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let (words, tail) = bytes.as_chunks::<8>();
+        for w in words {
+            self.add(u64::from_le_bytes(*w));
+        }
+        let mut last = [0u8; 8];
+        if let Some(dst) = last.get_mut(..tail.len()) {
+            dst.copy_from_slice(tail);
+        }
+        self.add(u64::from_le_bytes(last) ^ (tail.len() as u64) << 59);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Spread the high bits down: the table uses both ends of the hash.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type RuleMap = HashMap<Box<[u8]>, u8, BuildHasherDefault<SuffixHasher>>;
 
 /// A parsed public suffix list.
 #[derive(Debug, Clone, Default)]
 pub struct PublicSuffixList {
-    /// Key: rule without `*.`/`!` prefix, lower case, punycode; value: `EXACT|WILDCARD|EXCEPTION`.
-    rules: HashMap<Box<[u8]>, u8>,
+    /// Key: rule without `*.`/`!` prefix, lower case, punycode (and every shorter suffix of
+    /// it, flagged `INTERIOR`); value: `EXACT|WILDCARD|EXCEPTION|INTERIOR` bits.
+    rules: RuleMap,
     count: usize,
 }
 
@@ -59,6 +99,11 @@ impl PublicSuffixList {
             let Some(key) = to_ascii_key(body) else {
                 continue;
             };
+            // Every proper suffix of the rule leads to it: mark them so lookups keep going.
+            for (i, _) in key.match_indices('.') {
+                let parent = key.get(i + 1..).unwrap_or_default();
+                *psl.rules.entry(parent.as_bytes().into()).or_insert(0) |= INTERIOR;
+            }
             *psl.rules
                 .entry(key.into_bytes().into_boxed_slice())
                 .or_insert(0) |= kind;
@@ -88,30 +133,38 @@ impl PublicSuffixList {
     /// `None` when no rule matches (unknown TLD). May be the whole name.
     pub fn public_suffix<'n>(&self, name: &'n [u8]) -> Option<&'n [u8]> {
         let body = name.strip_suffix(b".").unwrap_or(name);
-        let mut start = 0usize;
-        // Each iteration moves past one dot, so this runs at most once per label.
+        // Candidates grow from the last label leftwards; the longest match wins, an exception
+        // wins outright, and the walk stops once no longer rule can match.
+        let mut best = None;
+        let mut after_wildcard = false;
+        let mut end = body.len();
+        // Each iteration adds one label, so this runs at most once per label.
         for _ in 0..=body.len() {
+            let start = body
+                .get(..end)?
+                .iter()
+                .rposition(|&b| b == b'.')
+                .map_or(0, |d| d + 1);
             let cand = body.get(start..)?;
-            if cand.is_empty() {
-                return None;
+            if start == end {
+                // Empty label (`a..com`): nothing longer can match.
+                return best;
             }
-            let first_dot = cand.iter().position(|&b| b == b'.');
-            let kind = self.rules.get(cand).copied().unwrap_or(0);
-            if kind & EXCEPTION != 0 {
+            let flags = self.rules.get(cand).copied().unwrap_or(0);
+            if flags & EXCEPTION != 0 {
                 // An exception rule's public suffix is the rule minus its first label.
-                return first_dot.and_then(|d| cand.get(d + 1..));
+                return body.get(end.min(body.len()).saturating_add(1)..).or(best);
             }
-            if kind & EXACT != 0 {
-                return Some(cand);
+            if flags & EXACT != 0 || after_wildcard {
+                best = Some(cand);
             }
-            let dot = first_dot?;
-            let rest = cand.get(dot + 1..)?;
-            if self.rules.get(rest).copied().unwrap_or(0) & WILDCARD != 0 {
-                return Some(cand);
+            after_wildcard = flags & WILDCARD != 0;
+            if start == 0 || (flags & INTERIOR == 0 && !after_wildcard) {
+                return best;
             }
-            start += dot + 1;
+            end = start - 1;
         }
-        None
+        best
     }
 
     /// Length of the public suffix of `name` plus one for its leading dot (plus one more when
@@ -308,6 +361,64 @@ mod tests {
         s.clear();
         punycode_encode("ελ", &mut s).expect("encodes");
         assert_eq!(s, "qxam");
+    }
+
+    /// The textbook algorithm: try every candidate from the longest down.
+    fn reference(psl: &PublicSuffixList, name: &[u8]) -> Option<Vec<u8>> {
+        use super::{EXACT, EXCEPTION, WILDCARD};
+        let body = name.strip_suffix(b".").unwrap_or(name);
+        let mut start = 0;
+        loop {
+            let cand = &body[start..];
+            if cand.is_empty() {
+                return None;
+            }
+            let first_dot = cand.iter().position(|&b| b == b'.');
+            let kind = psl.rules.get(cand).copied().unwrap_or(0);
+            if kind & EXCEPTION != 0 {
+                return first_dot.map(|d| cand[d + 1..].to_vec());
+            }
+            if kind & EXACT != 0 {
+                return Some(cand.to_vec());
+            }
+            let dot = first_dot?;
+            if psl.rules.get(&cand[dot + 1..]).copied().unwrap_or(0) & WILDCARD != 0 {
+                return Some(cand.to_vec());
+            }
+            start += dot + 1;
+        }
+    }
+
+    #[test]
+    fn early_stop_agrees_with_the_textbook_algorithm_on_the_whole_list() {
+        let psl = PublicSuffixList::builtin();
+        let mut checked = 0;
+        for key in psl.rules.keys() {
+            let key = std::str::from_utf8(key).expect("ascii keys");
+            for prefix in ["", "a.", "www.", "x.y.", "city."] {
+                let name = format!("{prefix}{key}");
+                let got = psl.public_suffix(name.as_bytes()).map(<[u8]>::to_vec);
+                assert_eq!(got, reference(psl, name.as_bytes()), "{name}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 30_000, "{checked}");
+        let sample = PublicSuffixList::parse(SAMPLE, Sections::All);
+        for name in [
+            "a.www.ck",
+            "www.ck",
+            "b.c.kawasaki.jp",
+            "city.kawasaki.jp",
+            "a..uk",
+            ".",
+            "",
+        ] {
+            assert_eq!(
+                sample.public_suffix(name.as_bytes()).map(<[u8]>::to_vec),
+                reference(&sample, name.as_bytes()),
+                "{name}"
+            );
+        }
     }
 
     #[test]

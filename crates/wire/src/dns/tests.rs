@@ -536,3 +536,77 @@ proptest! {
         prop_assert_eq!(p.is_ok(), m.len() >= HEADER_LEN);
     }
 }
+
+/// Straightforward reference rendering of a label list (the documented text form).
+fn reference_text(labels: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        for &b in label {
+            match b {
+                b'.' | b'\\' => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                b'!'..=b'~' => out.push(char::from(b.to_ascii_lowercase())),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+    }
+    out
+}
+
+fn label_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => proptest::collection::vec(prop_oneof![b'a'..=b'z', b'A'..=b'Z', b'0'..=b'9', Just(b'-')], 1..=63),
+        1 => proptest::collection::vec(any::<u8>(), 1..=63),
+        1 => proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'\\'), Just(b' '), b'A'..=b'Z'], 1..=20),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rendering_matches_reference(
+        labels in proptest::collection::vec(label_strategy(), 0..8),
+        split in 0usize..8,
+        trailer in proptest::collection::vec(any::<u8>(), 0..12),
+    ) {
+        let refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+        let wire = wire_name(&refs);
+        let wire_len = wire.len();
+        let expected = reference_text(&labels);
+        // Uncompressed, followed by arbitrary bytes.
+        let mut m = header(1, 0, [0, 0, 0, 0]);
+        m.extend_from_slice(&wire);
+        m.extend_from_slice(&trailer);
+        let got = name_at(&m, 12);
+        if wire_len <= MAX_NAME_WIRE_LEN {
+            prop_assert_eq!(got.as_deref(), Ok(expected.as_str()));
+        } else {
+            prop_assert_eq!(got, Err(DnsError::NameTooLong));
+        }
+        // Compressed: the first `split` labels, then a pointer to the rest written earlier.
+        let split = split.min(labels.len());
+        let mut m = header(1, 0, [0, 0, 0, 0]);
+        let suffix: Vec<&[u8]> = refs[split..].to_vec();
+        m.extend_from_slice(&wire_name(&suffix));
+        let at = m.len();
+        for l in &refs[..split] {
+            m.push(u8::try_from(l.len()).expect("fits"));
+            m.extend_from_slice(l);
+        }
+        m.extend_from_slice(&[0xC0, 12]);
+        m.extend_from_slice(&trailer);
+        let got = name_at(&m, at);
+        if wire_len <= MAX_NAME_WIRE_LEN {
+            prop_assert_eq!(got.as_deref(), Ok(expected.as_str()));
+            prop_assert_eq!(Name::from_message(&m, at).wire_len(), Ok(wire_len));
+        } else {
+            prop_assert!(got.is_err());
+        }
+    }
+}
