@@ -9,6 +9,7 @@
 #   default captures: bench/data/{tiny,dns,dns-tcp,mixed}.pcap (make them with bench/generate.sh)
 #   --quick   only the small captures (tiny.pcap, dns-tcp.pcap): a smoke test of script and peers
 #   --runs N  runs per tool and capture (default 3; the median is reported)
+#   WIRELENS_BIN=path  measure that binary instead of building target/release/wirelens
 # If wirelens cannot read captures yet (binary missing or `read` not implemented), the peers are
 # still measured and the wirelens columns say so; any other wirelens failure stops the script.
 set -euo pipefail
@@ -39,12 +40,14 @@ for tool in ndpiReader tcpdump tshark capinfos python3 /usr/bin/time; do
 done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wirelens-bench.XXXXXX")
-WL="$ROOT/target/release/wirelens"
-
-echo "run: building wirelens (release)" >&2
-if ! cargo build --release -p wirelens --quiet >&2; then
-  echo "run: cargo build --release -p wirelens failed" >&2
-  exit 1
+# WIRELENS_BIN measures another build instead of building target/release/wirelens.
+WL=${WIRELENS_BIN:-"$ROOT/target/release/wirelens"}
+if [ -z "${WIRELENS_BIN:-}" ]; then
+  echo "run: building wirelens (release)" >&2
+  if ! cargo build --release -p wirelens --quiet >&2; then
+    echo "run: cargo build --release -p wirelens failed" >&2
+    exit 1
+  fi
 fi
 WL_OK=1
 # The probe tells "not implemented yet" (no JSON document) apart from a real failure later.
@@ -63,17 +66,25 @@ measure() {
   local name=$1 file=$2 out=$3; shift 3
   local i walls=() rss=()
   for ((i = 0; i < RUNS; i++)); do
-    if ! /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" > "$out" 2> "$TMP/$name.err"; then
+    # Wall time from the shell's microsecond clock (GNU time's %e has 10 ms resolution, too
+    # coarse for start-up costs); peak RSS from GNU time.
+    local t0=$EPOCHREALTIME
+    if ! /usr/bin/time -f '%M' -o "$TMP/time" "$@" > "$out" 2> "$TMP/$name.err"; then
       echo "run: $name failed on $file:" >&2
       tail -n 5 "$TMP/$name.err" >&2
       return 1
     fi
-    read -r w m < "$TMP/time"
-    walls+=("$w"); rss+=("$m")
+    local t1=$EPOCHREALTIME
+    walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+    rss+=("$(tail -n 1 "$TMP/time")")
   done
   printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%s ", a[int((NR+1)/2)]}'
   printf '%s\n' "${rss[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
+
+commas() { python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$1"; }
+
+human_size() { python3 -c 'import sys; n = int(sys.argv[1]); print(f"{n/1e6:.1f} MB" if n >= 1e5 else f"{n/1e3:.1f} kB")' "$1"; }
 
 fmt_row() { # tool packets wall rss_kib wl_wall
   python3 - "$@" <<'EOF'
@@ -124,14 +135,15 @@ EOF
 
 echo "# wirelens benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, median of $RUNS runs"
 echo
-echo "wirelens $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo '?'); $(tshark --version 2> /dev/null | head -1);" \
-     "$(tcpdump --version 2>&1 | head -1); $(ndpiReader -h 2>&1 | grep -m1 -o 'nDPI [0-9.]*' || echo nDPI)"
+echo "wirelens at commit $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo '?');" \
+     "$(tshark --version 2> /dev/null | head -1 | sed 's/ (Git.*//');" \
+     "$(tcpdump --version 2>&1 | head -1); $(ndpiReader -h 2>&1 | grep -o 'nDPI [0-9.]*' | head -1)"
 for f in "${FILES[@]}"; do
   base=$(basename "$f" .pcap)
   pkts=$(capinfos -c -M "$f" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
   size=$(stat -c %s "$f")
   echo
-  echo "## $base.pcap — $(printf "%'d" "$pkts") packets, $(python3 -c "print(f'{$size/1e6:.1f}')") MB"
+  echo "## $base.pcap — $(commas "$pkts") packets, $(human_size "$size")"
   echo
   echo "| tool | packets | median wall s | packets/s | max RSS MiB | peer wall / wirelens wall |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -143,7 +155,7 @@ for f in "${FILES[@]}"; do
     wl_json="$TMP/$base.wirelens.json"
     fmt_row "wirelens read" "$pkts" "$wl_wall" "$wl_rss" "$wl_wall"
   else
-    echo "| wirelens read | $(printf "%'d" "$pkts") | not implemented yet | | | |"
+    echo "| wirelens read | $(commas "$pkts") | not implemented yet | | | |"
   fi
   measure ndpiReader "$f" "$TMP/$base.ndpi.txt" ndpiReader -i "$f" > "$TMP/m"
   read -r w m < "$TMP/m"
