@@ -84,7 +84,7 @@ install_deps() {
 cargo_tests() {
   local log="$LOG_DIR/cargo-test.log"
   set +e
-  cargo test --workspace --locked 2>&1 | tee "$log"
+  cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   set -e
   # Sum "test result: ok. 12 passed; 0 failed; 0 ignored; ..." over all test binaries.
