@@ -649,3 +649,74 @@ fn splits_length_prefixed_messages() {
         ])
     );
 }
+
+/// The oracle alone on the simpler pktvisor fixtures equals the values pktvisor's unit tests
+/// assert for them (pktvisor.md f.2, dns v1; mixed_rcode's nodata from the `only_rcode 0 +
+/// answer_count 0` case), so the oracle and pktvisor agree on what is counted.
+#[test]
+fn oracle_matches_pktvisor_fixture_counts() {
+    let Some(shared) = prerequisites() else {
+        return;
+    };
+    let cases: [(&str, &[(&str, u64)]); 5] = [
+        (
+            "dns_ipv4_udp.pcap",
+            &[
+                ("queries", 70),
+                ("replies", 70),
+                ("udp", 140),
+                ("ipv4", 140),
+                ("total", 140),
+            ],
+        ),
+        (
+            "dns_ipv4_tcp.pcap",
+            &[
+                ("queries", 210),
+                ("replies", 210),
+                ("tcp", 420),
+                ("ipv4", 420),
+                ("total", 420),
+            ],
+        ),
+        (
+            "dns_ipv6_udp.pcap",
+            &[
+                ("queries", 70),
+                ("replies", 70),
+                ("udp", 140),
+                ("ipv6", 140),
+                ("total", 140),
+            ],
+        ),
+        (
+            "dns_ipv6_tcp.pcap",
+            &[
+                ("queries", 180),
+                ("replies", 180),
+                ("tcp", 360),
+                ("ipv6", 360),
+                ("total", 360),
+            ],
+        ),
+        (
+            "dns_udp_mixed_rcode.pcap",
+            &[
+                ("queries", 12),
+                ("replies", 12),
+                ("udp", 24),
+                ("ipv4", 24),
+                ("noerror", 10),
+                ("nxdomain", 1),
+                ("refused", 1),
+                ("nodata", 4),
+                ("total", 24),
+            ],
+        ),
+    ];
+    for (file, want) in cases {
+        let oracle = run_tshark(&shared.join("fixtures/pktvisor").join(file))
+            .unwrap_or_else(|e| panic!("tshark on {file}: {e}"));
+        assert_eq!(oracle.expected(), Counts::from_pairs(want), "{file}");
+    }
+}
