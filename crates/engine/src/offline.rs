@@ -123,6 +123,7 @@ pub fn run(cfg: ReadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<ReadR
         senders,
         free_rx,
         stats: ReadStats::default(),
+        frag_data: Vec::new(),
     };
     let result = reader.read_all(&cfg.files, progress);
     // Flush and close the queues whatever happened, so the workers finish.
@@ -167,6 +168,8 @@ struct Reader {
     senders: Vec<Sender<Msg>>,
     free_rx: Receiver<Batch>,
     stats: ReadStats,
+    /// Scratch buffer for one fragment's data.
+    frag_data: Vec<u8>,
 }
 
 impl Reader {
@@ -226,18 +229,7 @@ impl Reader {
                 let flow = wire::hash::flow_hash(&pkt);
                 if let Some(frag) = pkt.fragment {
                     self.stats.fragments += 1;
-                    let key = FragKey {
-                        src: pkt.src,
-                        dst: pkt.dst,
-                        id: frag.id,
-                        proto: pkt.ip_proto,
-                        vlan: pkt.vlan,
-                    };
-                    let header = pkt.ip_header;
-                    let datagram = self
-                        .defrag
-                        .insert(key, header, frag.offset, frag.more, pkt.ip_payload, ts_ns)
-                        .map(<[u8]>::to_vec);
+                    let datagram = self.reassemble(&pkt, frag, ts_ns);
                     // The fragment itself counts as a packet.
                     self.enqueue(flow, ts_ns, link, frame_len, data, Mode::PacketOnly);
                     if let Some(d) = datagram {
@@ -262,6 +254,39 @@ impl Reader {
                 self.enqueue(0, ts_ns, link, frame_len, data, Mode::Full);
             }
         }
+    }
+
+    /// Feeds one fragment to the defragmenter; returns the whole datagram when it completes.
+    fn reassemble(
+        &mut self,
+        pkt: &wire::packet::Packet<'_>,
+        frag: wire::packet::Fragment,
+        ts_ns: u64,
+    ) -> Option<Vec<u8>> {
+        let (header, proto) = if pkt.l3 == wire::packet::L3::Ipv6 {
+            // IPv6: the unfragmentable part is the header; everything after the Fragment
+            // header (later extension headers of a first fragment included) is fragment data.
+            let (at, next) = wire::packet::ipv6_fragment_header(pkt.ip_header)?;
+            self.frag_data.clear();
+            self.frag_data
+                .extend_from_slice(pkt.ip_header.get(at + 8..).unwrap_or_default());
+            self.frag_data.extend_from_slice(pkt.ip_payload);
+            (pkt.ip_header.get(..at)?, next)
+        } else {
+            self.frag_data.clear();
+            self.frag_data.extend_from_slice(pkt.ip_payload);
+            (pkt.ip_header, pkt.ip_proto)
+        };
+        let key = FragKey {
+            src: pkt.src,
+            dst: pkt.dst,
+            id: frag.id,
+            proto,
+            vlan: pkt.vlan,
+        };
+        self.defrag
+            .insert(key, header, frag.offset, frag.more, &self.frag_data, ts_ns)
+            .map(<[u8]>::to_vec)
     }
 
     fn enqueue(
@@ -333,4 +358,5 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
             }
         }
     }
+    pipeline.finish();
 }

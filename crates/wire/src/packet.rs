@@ -564,6 +564,25 @@ fn ipv6<'a>(d: &'a [u8], p: &mut Packet<'a>) -> Result<(), DecodeError> {
     transport(p, nh)
 }
 
+/// Where the Fragment header sits in an IPv6 header chain (`Packet::ip_header` of a fragment):
+/// its byte offset and its next-header value. Reassembly keeps the bytes before it (the
+/// unfragmentable part) as the datagram's header and everything after it as fragment data.
+pub fn ipv6_fragment_header(ip_header: &[u8]) -> Option<(usize, u8)> {
+    let mut nh = *ip_header.get(6)?;
+    let mut at = 40usize;
+    for _ in 0..=MAX_IPV6_EXT {
+        let len = match nh {
+            0 | 43 | 60 | 135 => (usize::from(*ip_header.get(at + 1)?) + 1) * 8,
+            51 => (usize::from(*ip_header.get(at + 1)?) + 2) * 4,
+            44 => return Some((at, *ip_header.get(at)?)),
+            _ => return None,
+        };
+        nh = *ip_header.get(at)?;
+        at += len;
+    }
+    None
+}
+
 /// Fills the transport fields from `p.ip_payload`.
 #[inline]
 fn transport(p: &mut Packet<'_>, proto: u8) -> Result<(), DecodeError> {
@@ -1128,5 +1147,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ipv6_fragment_header_is_found_behind_other_extension_headers() {
+        let mut h = vec![0u8; 40];
+        h[0] = 0x60;
+        h[6] = 0; // hop-by-hop first
+        h.extend_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]); // hop-by-hop, next = fragment
+        h.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]); // fragment, next = UDP
+        assert_eq!(ipv6_fragment_header(&h), Some((48, 17)));
+        h[6] = 17;
+        assert_eq!(ipv6_fragment_header(&h), None);
+        assert_eq!(ipv6_fragment_header(&h[..3]), None);
     }
 }

@@ -611,10 +611,10 @@ fn dns_v1_ecs() {
         "          dns:\n            type: dns\n            metric_groups:\n              enable: [top_ecs]\n",
     );
     let d = &v["p"]["p-default-dns"]["dns"];
-    // pktvisor asserts 36 events (32 UDP, 6 IPv4, 14 replies): it does not reassemble IP
-    // fragments, and loses the four replies that arrive as fragmented IPv4 datagrams (frames 3,
-    // 12, 17 and 42). tshark reassembles them and decodes 40 DNS messages, 36 of them over UDP;
-    // wirelens follows tshark.
+    // pktvisor asserts 36 events (32 UDP, 6 IPv4, 30 IPv6, 14 replies): it does not reassemble
+    // IP fragments and loses the seven replies that arrive as fragmented datagrams (IPv4 frames
+    // 3, 12, 17, 42; IPv6 frames 6, 9, 39). tshark reassembles them and decodes 43 DNS
+    // messages, 39 of them over UDP; wirelens follows tshark.
     assert_eq!(
         (
             u(d, "wire_packets.events"),
@@ -622,7 +622,7 @@ fn dns_v1_ecs() {
             u(d, "wire_packets.tcp"),
             u(d, "wire_packets.udp")
         ),
-        (40, 40, 4, 36)
+        (43, 43, 4, 39)
     );
     assert_eq!(
         (
@@ -631,7 +631,7 @@ fn dns_v1_ecs() {
             u(d, "wire_packets.queries"),
             u(d, "wire_packets.replies")
         ),
-        (10, 30, 22, 18)
+        (10, 33, 22, 21)
     );
     assert_eq!(
         (
@@ -1196,8 +1196,9 @@ fn dns_v2_values() {
         None,
         "            metric_groups:\n              enable: [top_ecs]\n",
     );
-    // pktvisor: 36 events, 12 UDP / 1 IPv4 / 14 transactions; it misses the four replies that
-    // arrive as fragmented IPv4 datagrams, which tshark and wirelens reassemble (see dns_v1_ecs).
+    // pktvisor: 36 events, 12 UDP / 1 IPv4 / 13 IPv6 / 14 transactions; it misses the seven
+    // replies that arrive as fragmented datagrams, which tshark and wirelens reassemble (see
+    // dns_v1_ecs).
     assert_eq!(
         (
             u(&d, "observed_packets"),
@@ -1205,9 +1206,10 @@ fn dns_v2_values() {
             u(&d, "unknown.udp_xacts"),
             u(&d, "unknown.ipv4_xacts")
         ),
-        (40, 2, 16, 5)
+        (43, 2, 19, 5)
     );
-    // One of the four recovered transactions carries ECS: 3 where pktvisor counts 2.
+    // With every reply recovered, all five ECS queries form transactions: 5 where pktvisor
+    // counts 2 (the five ECS queries are pktvisor's own v1 `query_ecs`).
     assert_eq!(
         (
             u(&d, "unknown.ipv6_xacts"),
@@ -1215,12 +1217,13 @@ fn dns_v2_values() {
             u(&d, "unknown.ecs_xacts"),
             u(&d, "filtered_packets")
         ),
-        (13, 18, 3, 0)
+        (16, 21, 5, 0)
     );
-    assert_eq!(u(&d, "unknown.cardinality.qname"), 8);
+    // pktvisor: 8; one recovered transaction adds a name.
+    assert_eq!(u(&d, "unknown.cardinality.qname"), 9);
     assert_eq!(
         top(&d, "unknown.top_ecs_xacts", 0),
-        ("2001:470:1f0b:1600::".into(), 3)
+        ("2001:470:1f0b:1600::".into(), 5)
     );
 
     let f = fixture("dns_udp_tcp_random.pcap").unwrap();
