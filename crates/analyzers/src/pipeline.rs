@@ -463,6 +463,54 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Ends the input: DNS-over-TCP data still held behind lost segments is decoded, as a
+    /// dissector that reads each segment on its own would (see `flow::tcp`).
+    pub fn finish(&mut self) {
+        let policies = &mut self.policies;
+        let stats = &mut self.stats;
+        let host = &self.host;
+        let extra = &self.extra_dns_ports;
+        self.tcp
+            .flush(&mut |bytes: &[u8], end: &flow::tcp::StreamEnd| {
+                let Some(mport) = dns_metric_port(end.sport, end.dport, extra) else {
+                    return;
+                };
+                let Ok(msg) = wire::dns::parse(bytes) else {
+                    stats.dns_malformed += 1;
+                    return;
+                };
+                let mut name = NameBuf::new();
+                let qname = lower_qname(&msg, &mut name);
+                let dir = if host.contains(end.src) && host.contains(end.dst) {
+                    Direction::Unknown
+                } else {
+                    host.direction(end.src, end.dst)
+                };
+                let dev = DnsEvent {
+                    ts_ns: end.last_ns,
+                    dir,
+                    l3: if end.src.is_ipv6() {
+                        L3Kind::Ipv6
+                    } else {
+                        L3Kind::Ipv4
+                    },
+                    l4: L4Kind::Tcp,
+                    src: end.src,
+                    dst: end.dst,
+                    metric_port: mport,
+                    flow: wire::hash::flow_hash_parts(end.src, end.sport, end.dst, end.dport, 6),
+                    deep: true,
+                    msg: &msg,
+                    qname,
+                };
+                for policy in policies.iter_mut() {
+                    dispatch(policy, ChainEvent::TcpData(&dev));
+                }
+            });
+    }
+}
+
+impl Pipeline {
     /// Counts a frame the decoder could not walk as a packet of unknown layers (pktvisor
     /// counts such frames too: `total` and `other_l4`).
     pub fn process_undecodable(&mut self, frame_len: u32, ts_ns: u64) {

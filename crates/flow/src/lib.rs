@@ -13,6 +13,14 @@ pub mod xact;
 
 /// An address as 128 bits (IPv4 as its IPv4-mapped IPv6 form), for hashing and comparing keys
 /// in a few wide operations instead of walking the `IpAddr` enum.
+fn addr_from_bits(bits: u128, v6: bool) -> core::net::IpAddr {
+    if v6 {
+        core::net::IpAddr::V6(core::net::Ipv6Addr::from_bits(bits))
+    } else {
+        core::net::IpAddr::V4(core::net::Ipv4Addr::from_bits(bits as u32))
+    }
+}
+
 fn addr_bits(a: core::net::IpAddr) -> u128 {
     match a {
         core::net::IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(v4.to_bits()),

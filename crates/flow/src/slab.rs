@@ -129,6 +129,18 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
         self.slots.get(idx as usize).map(|s| &s.value)
     }
 
+    /// Number of slots (live or free); indices below it are valid for `key_value_mut`.
+    pub(crate) fn slot_count(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// The key and value stored in `idx` (free slots keep a stale key and a reset value).
+    pub(crate) fn key_value_mut(&mut self, idx: u32) -> Option<(&K, &mut V)> {
+        self.slots
+            .get_mut(idx as usize)
+            .map(|s| (&s.key, &mut s.value))
+    }
+
     /// The value stored in `idx`, mutably.
     pub(crate) fn value_mut(&mut self, idx: u32) -> Option<&mut V> {
         self.slots.get_mut(idx as usize).map(|s| &mut s.value)

@@ -129,8 +129,10 @@ pub struct TcpStats {
     pub out_of_order: u64,
     /// Segments whose bytes (all or some) had already been received.
     pub retransmits: u64,
-    /// Directions marked invalid (bad length prefix, gap, or buffer cap).
+    /// Directions marked invalid (bad length prefix, or buffer cap).
     pub invalid_streams: u64,
+    /// Holes skipped: parsing restarted at the next held segment, as if it began a message.
+    pub resyncs: u64,
     /// Holes in the stream that never filled within the out-of-order window.
     pub gaps: u64,
     /// Messages delivered.
@@ -293,12 +295,23 @@ impl Pool {
     }
 }
 
+/// Where a flushed message travelled: sender, receiver and the time of the connection's last
+/// segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamEnd {
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub vlan: u16,
+    pub last_ns: u64,
+    pub dir: Direction,
+}
+
 /// Why a direction stops being parsed.
 enum Invalid {
     /// A length prefix below the minimum.
     Framing,
-    /// A hole the window could not hold.
-    Gap,
     /// The byte budget is exhausted (`bytes` dropped).
     Cap(usize),
 }
@@ -381,7 +394,22 @@ impl TcpDnsReassembler {
         let idx = match self.table.find(&key) {
             Some(idx) => {
                 if rst {
-                    // Everything complete was delivered when it formed.
+                    // Everything complete was delivered when it formed; what was held behind
+                    // a hole is decoded now, since nothing more will come.
+                    let min_len = self.cfg.min_message_len.max(1);
+                    if let Some(c) = self.table.value_mut(idx) {
+                        let initiator_is_a = c.initiator_is_a;
+                        for (i, h) in c.halves.iter_mut().enumerate() {
+                            if h.state == HalfState::Open && !h.ooo.is_empty() {
+                                let dir = if (i == 0) == initiator_is_a {
+                                    Direction::Initiator
+                                } else {
+                                    Direction::Responder
+                                };
+                                let _ = flush_held(h, min_len, dir, &mut self.stats, on_message);
+                            }
+                        }
+                    }
                     self.free(idx);
                     self.stats.closed += 1;
                     return;
@@ -479,7 +507,6 @@ impl TcpDnsReassembler {
                 if let Err(why) = result {
                     match why {
                         Invalid::Framing => {}
-                        Invalid::Gap => self.stats.gaps += 1,
                         Invalid::Cap(n) => self.stats.bytes_dropped_cap += n as u64,
                     }
                     self.stats.invalid_streams += 1;
@@ -497,6 +524,50 @@ impl TcpDnsReassembler {
         if conn.halves.iter().all(Half::finished) {
             self.free(idx);
             self.stats.closed += 1;
+        }
+    }
+
+    /// Decodes what every connection still holds behind lost segments, as when the input ends:
+    /// each held run is parsed as if a message began there. `on_message` gets each message and
+    /// the direction it travelled.
+    pub fn flush(&mut self, on_message: &mut dyn FnMut(&[u8], &StreamEnd)) {
+        let min_len = self.cfg.min_message_len.max(1);
+        for idx in 0..self.table.slot_count() {
+            let Some((key, conn)) = self.table.key_value_mut(idx) else {
+                continue;
+            };
+            let key = *key;
+            let initiator_is_a = conn.initiator_is_a;
+            let last_ns = conn.last_ns;
+            for (i, h) in conn.halves.iter_mut().enumerate() {
+                if h.state != HalfState::Open || h.ooo.is_empty() {
+                    continue;
+                }
+                let dir = if (i == 0) == initiator_is_a {
+                    Direction::Initiator
+                } else {
+                    Direction::Responder
+                };
+                let (src, sport, dst, dport) = if i == 0 {
+                    (key.a, key.a_port, key.b, key.b_port)
+                } else {
+                    (key.b, key.b_port, key.a, key.a_port)
+                };
+                let end = StreamEnd {
+                    src: crate::addr_from_bits(src, key.v6),
+                    sport,
+                    dst: crate::addr_from_bits(dst, key.v6),
+                    dport,
+                    vlan: key.vlan,
+                    last_ns,
+                    dir,
+                };
+                let mut deliver = |m: &[u8], _d: Direction| on_message(m, &end);
+                if flush_held(h, min_len, dir, &mut self.stats, &mut deliver).is_err() {
+                    self.stats.invalid_streams += 1;
+                    h.state = HalfState::Invalid;
+                }
+            }
         }
     }
 
@@ -633,7 +704,12 @@ fn feed(
         let off = h.contig.saturating_add(rel as usize);
         let end = off.saturating_add(p.len());
         if end > cfg.max_buffer_per_direction {
-            return Err(Invalid::Gap);
+            // Too far ahead to hold: drop what is buffered and restart at this segment.
+            stats.gaps += 1;
+            stats.resyncs += 1;
+            pool.release(h);
+            h.open_at(seq);
+            return feed(h, pool, stats, cfg, seq, p, dir, on_message);
         }
         if !pool.reserve(h, end, cfg) {
             return Err(Invalid::Cap(p.len()));
@@ -647,7 +723,9 @@ fn feed(
         insert_piece(&mut h.ooo, off, end);
         stats.out_of_order += 1;
         if h.ooo.len() > cfg.max_out_of_order_segments {
-            return Err(Invalid::Gap);
+            // The hole will not fill within the window: skip it.
+            stats.gaps += 1;
+            resync(h, min_len, dir, stats, on_message)?;
         }
         return Ok(());
     }
@@ -741,6 +819,73 @@ fn insert_piece(pieces: &mut Vec<(usize, usize)>, start: usize, end: usize) {
         last += 1;
     }
     pieces.splice(first..last, core::iter::once((s, e)));
+}
+
+/// Gives up on the hole before the first held piece: the unfinished message and the missing
+/// bytes are dropped and parsing restarts at the held piece, as if a message began there
+/// (what a dissector that decodes each segment on its own recovers). A piece that does not
+/// start with a plausible length prefix makes the framing error the caller sees.
+fn resync(
+    h: &mut Half,
+    min_len: usize,
+    dir: Direction,
+    stats: &mut TcpStats,
+    on_message: &mut dyn FnMut(&[u8], Direction),
+) -> Result<(), Invalid> {
+    let Some(&(start, _)) = h.ooo.first() else {
+        return Ok(());
+    };
+    stats.resyncs += 1;
+    let len = h.buf.len();
+    h.buf.copy_within(start.min(len).., 0);
+    h.buf.truncate(len - start.min(len));
+    h.base = h.base.wrapping_add(start as u32);
+    h.contig = 0;
+    for piece in &mut h.ooo {
+        piece.0 -= start;
+        piece.1 -= start;
+    }
+    while let Some(&(s, e)) = h.ooo.first() {
+        if s > h.contig {
+            break;
+        }
+        h.contig = h.contig.max(e);
+        h.ooo.remove(0);
+    }
+    let used = deliver(
+        h.buf.get(..h.contig).unwrap_or(&[]),
+        min_len,
+        dir,
+        stats,
+        on_message,
+    )?;
+    if used > 0 {
+        h.buf.copy_within(used.., 0);
+        h.buf.truncate(h.buf.len() - used);
+        h.contig -= used;
+        h.base = h.base.wrapping_add(used as u32);
+        for piece in &mut h.ooo {
+            piece.0 -= used;
+            piece.1 -= used;
+        }
+    }
+    Ok(())
+}
+
+/// Flushes every held piece of a direction that will receive nothing more (FIN or RST seen):
+/// each hole is skipped in turn.
+fn flush_held(
+    h: &mut Half,
+    min_len: usize,
+    dir: Direction,
+    stats: &mut TcpStats,
+    on_message: &mut dyn FnMut(&[u8], Direction),
+) -> Result<(), Invalid> {
+    // Each round removes at least one held piece, so this ends.
+    while !h.ooo.is_empty() {
+        resync(h, min_len, dir, stats, on_message)?;
+    }
+    Ok(())
 }
 
 /// Fuzz body: interprets `data` as a sequence of segments on a few connections of a small
@@ -1071,7 +1216,7 @@ mod tests {
     }
 
     #[test]
-    fn gap_that_never_fills_invalidates_direction() {
+    fn gap_that_never_fills_is_skipped() {
         let cfg = TcpConfig {
             max_out_of_order_segments: 3,
             ..TcpConfig::default()
@@ -1081,36 +1226,51 @@ mod tests {
         let w = framed(&ms);
         t.c(0, SYN, &[]);
         t.c(1, ACK, &w[..32]); // message 0
-        // Bytes 32..64 are lost; later segments pile up as separate pieces (gaps between).
+        // Bytes 32..64 (message 1) are lost; later segments are held as separate pieces.
         for k in [2usize, 4, 6] {
             t.c(1 + 32 * k as u32, ACK, &w[32 * k..32 * (k + 1)]);
         }
         assert_eq!(t.r.stats().gaps, 0);
+        // A fourth held piece overflows the window: the hole is skipped and parsing restarts
+        // at the first held piece, which begins message 2.
         t.c(1 + 32 * 8, ACK, &w[32 * 8..]);
-        assert_eq!(t.r.stats().gaps, 1);
-        assert_eq!(t.r.stats().invalid_streams, 1);
-        // Even the missing bytes cannot revive it.
+        assert_eq!((t.r.stats().gaps, t.r.stats().resyncs), (1, 1));
+        assert_eq!(t.r.stats().invalid_streams, 0);
+        assert_eq!(t.msgs(), vec![ms[0].clone(), ms[2].clone()]);
+        // The rest arrives (a retransmission from byte 32): message 1 stays lost, the others
+        // are delivered once, in order.
         t.c(33, ACK, &w[32..]);
-        assert_eq!(t.msgs(), vec![ms[0].clone()]);
-        assert_eq!(t.r.buffered_bytes(), 0);
-        // The other direction still works.
-        let a = msg(9, 20);
-        t.s(0, ACK, &framed(std::slice::from_ref(&a)));
-        assert_eq!(t.msgs().last(), Some(&a));
-        // A new connection on the same 4-tuple starts clean.
-        t.c(9_000, SYN, &[]);
-        let m = msg(7, 25);
-        t.c(9_001, ACK, &framed(std::slice::from_ref(&m)));
-        assert_eq!(t.msgs().last(), Some(&m));
-        assert_eq!(t.r.stats().connections, 2);
+        let mut want = vec![ms[0].clone()];
+        want.extend(ms[2..].iter().cloned());
+        assert_eq!(t.msgs(), want);
+        // Nothing is pending; at most the smallest buffer stays charged to the open stream.
+        assert!(t.r.buffered_bytes() <= MIN_BUF_CAP);
     }
 
     #[test]
-    fn segment_beyond_window_is_a_gap() {
+    fn held_data_behind_a_hole_is_flushed_at_the_end() {
+        let mut t = h();
+        let ms: Vec<Vec<u8>> = (0..3).map(|i| msg(i, 30)).collect();
+        let w = framed(&ms);
+        t.c(0, SYN, &[]);
+        t.c(1, ACK, &w[..32]);
+        // Message 1 is lost and the capture ends without a FIN.
+        t.c(1 + 64, ACK, &w[64..]);
+        assert_eq!(t.msgs(), vec![ms[0].clone()]);
+        let mut flushed = Vec::new();
+        t.r.flush(&mut |m, end| flushed.push((m.to_vec(), end.dir, end.sport)));
+        assert_eq!(flushed, vec![(ms[2].clone(), Direction::Initiator, 40_000)]);
+        assert_eq!(t.r.stats().resyncs, 1);
+    }
+
+    #[test]
+    fn segment_beyond_window_restarts_the_stream() {
         let mut t = h();
         t.c(0, SYN, &[]);
-        t.c(1 + 70_000, ACK, &[1; 20]);
-        assert_eq!(t.r.stats().gaps, 1);
+        let m = msg(5, 30);
+        t.c(1 + 70_000, ACK, &framed(std::slice::from_ref(&m)));
+        assert_eq!((t.r.stats().gaps, t.r.stats().resyncs), (1, 1));
+        assert_eq!(t.msgs(), vec![m]);
         assert_eq!(t.r.buffered_bytes(), 0);
     }
 
