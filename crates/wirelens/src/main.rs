@@ -24,7 +24,30 @@ fn main() {
         Command::Read(args) => read::run(args),
     };
     if let Err(e) = result {
-        eprintln!("wirelens: {e:#}");
+        // A closed stdout (`wirelens read F | head`) is the reader's choice, not an error.
+        if e.chain()
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            std::process::exit(0);
+        }
+        eprintln!("wirelens: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, without repeating a cause the message already holds.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
