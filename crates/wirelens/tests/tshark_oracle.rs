@@ -492,7 +492,7 @@ fn prerequisites() -> Option<PathBuf> {
         return None;
     }
     if !support::tool_runs("tshark") {
-        support::missing("tshark");
+        support::missing("tshark (installed by scripts/install-test-deps.sh)");
         return None;
     }
     Some(shared)
