@@ -33,9 +33,9 @@ summary() {
   if [ -s "$LOG_DIR/test-counts" ]; then
     read -r TESTS_PASSED TESTS_FAILED TESTS_IGNORED < "$LOG_DIR/test-counts"
   fi
+  if [ "$rc" -ne 0 ]; then echo "  FAILED (exit $rc)"; fi
   # Closing line in the plain "N passed, N failed" form, summed over every cargo test binary.
   echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed, $TESTS_IGNORED skipped"
-  if [ "$rc" -ne 0 ]; then echo "FAILED (exit $rc)"; fi
   exit "$rc"
 }
 trap summary EXIT

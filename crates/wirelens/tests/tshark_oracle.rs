@@ -118,8 +118,9 @@ const fn case(path: &'static str) -> Case {
 
 /// The captures: every DNS fixture of pktvisor, and plain DNS over UDP/TCP on standard ports from
 /// the corpus (Ethernet, VLAN, Linux SLL2 and raw-IP link types; IPv4 and IPv6; IP fragments; TCP
-/// with several messages per segment, messages split across segments, and connections whose
-/// handshake was not captured). Left out on purpose: crafted or malformed files (`dns-zlip-*`,
+/// with several messages per segment, messages split across segments, data in the SYN (TCP Fast
+/// Open), connections whose handshake was not captured, segments lost mid-stream; mDNS and LLMNR
+/// over UDP and TCP). Left out on purpose: crafted or malformed files (`dns-zlip-*`,
 /// `dns-badlabel`, `dns_fwdptr`, `tcp-response-with-trailing-junk`), where "how many messages" has
 /// no single right answer, DNS inside tunnels (GRE/GTP), and DNS on non-standard ports.
 const CASES: &[Case] = &[
@@ -186,6 +187,13 @@ const CASES: &[Case] = &[
     case("corpus/tcpdump/dns-badvers.pcap"),
     case("corpus/tcpdump/dns-badcookie.pcap"),
     case("corpus/tcpdump/dns-uri.pcap"),
+    // mDNS (5353) and LLMNR (5355), UDP and TCP: ports wirelens counts as DNS.
+    case("corpus/zeek/Traces/dns/mdns.pcap"),
+    case("corpus/zeek/Traces/dns/mdns-no-assoc.pcap"),
+    case("corpus/zeek/Traces/wikipedia-filtered-plus-udp.pcap"),
+    case("corpus/suricata-verify/llmnr/llmnr-udp/input.pcap"),
+    case("corpus/suricata-verify/llmnr/llmnr-tcp/input.pcap"),
+    case("corpus/suricata-verify/llmnr/llmnr-tcp-reassembly/input.pcap"),
 ];
 
 /// tshark fields printed per frame, in this order.
@@ -492,7 +500,7 @@ fn prerequisites() -> Option<PathBuf> {
         return None;
     }
     if !support::tool_runs("tshark") {
-        support::missing("tshark");
+        support::missing("tshark (installed by scripts/install-test-deps.sh)");
         return None;
     }
     Some(shared)

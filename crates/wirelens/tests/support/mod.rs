@@ -23,7 +23,7 @@ pub fn shared_dir() -> PathBuf {
 /// early. Returns so the caller can `return` right after.
 pub fn missing(what: &str) {
     if in_ci() {
-        panic!("{what} is required when CI=true (run scripts/install-test-deps.sh)");
+        panic!("{what} is required when CI=true");
     }
     eprintln!("note: {what} not available; test returns without checking (it fails under CI=true)");
 }
