@@ -52,6 +52,12 @@ pub struct Field<'a> {
 
 /// Reads one varint at the start of `buf`: the value and the bytes it used.
 pub fn read_varint(buf: &[u8]) -> Result<(u64, usize), PbError> {
+    // Tags, enums and short lengths are one byte: the common case skips the loop.
+    if let Some(&b) = buf.first()
+        && b < 0x80
+    {
+        return Ok((u64::from(b), 1));
+    }
     let mut value = 0u64;
     // A u64 needs at most ten 7-bit groups; the loop bound also bounds the work per varint.
     for i in 0..10 {
