@@ -37,6 +37,8 @@ struct Tally {
     min_sec: u64,
     max_sec: u64,
     dns_parsed: u64,
+    /// Smallest and largest event time (pktvisor's rule), nanoseconds.
+    event_ns: Option<(u64, u64)>,
 }
 
 fn tally(path: &Path) -> (Tally, DnstapFile) {
@@ -90,6 +92,11 @@ fn tally(path: &Path) -> (Tally, DnstapFile) {
         {
             t.min_sec = t.min_sec.min(s);
             t.max_sec = t.max_sec.max(s);
+        }
+        if let Some(ns) = m.event_time_ns() {
+            let (lo, hi) = t.event_ns.get_or_insert((ns, ns));
+            *lo = (*lo).min(ns);
+            *hi = (*hi).max(ns);
         }
         if m.dns_message()
             .is_some_and(|msg| wire::dns::parse(msg).is_ok())
@@ -219,11 +226,20 @@ fn corpus_dnstap_files_decode() {
         ]
     );
 
+    // The corpus manifest (dnstap-ldns, microseconds) spans 11:33:41.912013Z to
+    // 11:33:54.429855Z.
+    assert_eq!(
+        t.event_ns.map(|(lo, hi)| (lo / 1000, hi / 1000)),
+        Some((1_643_283_221_912_013, 1_643_283_234_429_855))
+    );
+
     let (t, f) = tally(&corpus.join("dsc/test.dnstap"));
     assert_eq!((t.frames, t.undecodable, t.usable), (2, 0, 2));
     assert_eq!(ty(&t, MessageType::ToolQuery), 1);
     assert_eq!(ty(&t, MessageType::ToolResponse), 1);
     assert!(f.stopped());
+    // TOOL messages have no event-time rule: the caller's clock dates them.
+    assert_eq!(t.event_ns, None);
 
     let (t, f) = tally(&corpus.join("go-dnscollector/dnstap/dnstap.fstrm"));
     assert_eq!((t.frames, t.undecodable, t.usable), (2, 0, 2));
@@ -231,6 +247,10 @@ fn corpus_dnstap_files_decode() {
     assert_eq!(ty(&t, MessageType::ClientResponse), 1);
     assert!(f.stopped());
     assert_eq!(t.dns_parsed, 2);
+    assert_eq!(
+        t.event_ns.map(|(lo, hi)| (lo / 1000, hi / 1000)),
+        Some((1_717_613_389_590_209, 1_717_613_389_601_953))
+    );
 }
 
 #[test]
