@@ -1,3 +1,4 @@
 //! Input adapters: thin I/O shells that feed frames to the pure decoders in `wire`.
 
+pub mod dnstap_file;
 pub mod file;

@@ -6,5 +6,6 @@
 
 pub mod capture;
 pub mod dns;
+pub mod dnstap;
 pub mod hash;
 pub mod packet;
