@@ -53,6 +53,9 @@ pub struct PacketEvent {
     pub flow: u64,
     /// Whether this event is deep-sampled (decided once per event, shared by all handlers).
     pub deep: bool,
+    /// A dnstap event: `src` is the query address and `dst` the response address, and both
+    /// are recorded whatever the direction (pktvisor's dnstap rule).
+    pub both_ends: bool,
 }
 
 /// A DNS message with its transport context, as the `dns` handlers see it.
@@ -72,6 +75,8 @@ pub struct DnsEvent<'a> {
     pub msg: &'a wire::dns::DnsMessage<'a>,
     /// The first question name, lower-cased and without trailing dot, if it parsed.
     pub qname: Option<&'a [u8]>,
+    /// For a dnstap event, the role pair of its message type (for `dnstap_msg_type`).
+    pub dnstap: Option<wire::dnstap::Family>,
 }
 
 /// The ports pktvisor treats as DNS on either side.

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod dns;
+pub mod dnstap;
 pub mod event;
 pub mod export;
 pub mod net;

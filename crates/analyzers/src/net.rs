@@ -229,7 +229,29 @@ impl NetV1 {
             }
         }
         b.payload_size.record(len);
-        if ev.deep && ev.l3 != L3Kind::Other {
+        if ev.deep && ev.l3 != L3Kind::Other && ev.both_ends {
+            // dnstap: the query address counts as inbound, the response address as outbound.
+            for (ip, inbound) in [(ev.src, true), (ev.dst, false)] {
+                if ip.is_unspecified() {
+                    continue;
+                }
+                if g.cardinality {
+                    let card = if inbound {
+                        &mut b.src_ips_in
+                    } else {
+                        &mut b.dst_ips_out
+                    };
+                    insert_ip(card, ip);
+                }
+                if g.top_ips {
+                    if ip.is_ipv4() {
+                        b.top_ipv4.insert(ip, 1);
+                    } else {
+                        b.top_ipv6.insert(ip, 1);
+                    }
+                }
+            }
+        } else if ev.deep && ev.l3 != L3Kind::Other {
             // Only the remote address: the source of inbound, the destination of outbound.
             let (remote, inbound) = match ev.dir {
                 Direction::ToHost => (ev.src, true),
@@ -560,6 +582,10 @@ impl NetV2 {
                 }
             };
             match ev.dir {
+                _ if ev.both_ends => {
+                    record(ev.src);
+                    record(ev.dst);
+                }
                 Direction::ToHost => record(ev.src),
                 Direction::FromHost => record(ev.dst),
                 Direction::Unknown => {

@@ -221,12 +221,14 @@ pub struct PolicyPlan {
 pub struct PipelineStats {
     pub packets: u64,
     pub dns_malformed: u64,
+    /// dnstap payloads skipped: undecodable, not a MESSAGE, no message or an unknown type.
+    pub dnstap_skipped: u64,
 }
 
 /// Per-worker processing state.
 pub struct Pipeline {
     pub policies: Vec<PolicyPlan>,
-    host: HostSpec,
+    pub(crate) host: HostSpec,
     extra_dns_ports: Vec<u16>,
     tcp: TcpDnsReassembler,
     needs_dns: bool,
@@ -243,11 +245,13 @@ pub enum Mode {
     PacketOnly,
     /// Application layer only (a datagram reassembled from fragments already counted).
     AppOnly,
+    /// A dnstap message (protobuf payload), not a frame.
+    Dnstap,
 }
 
 /// An event travelling along a chain.
 #[derive(Clone, Copy)]
-enum ChainEvent<'e, 'a> {
+pub(crate) enum ChainEvent<'e, 'a> {
     /// A captured packet (and, for DNS over UDP, its message).
     Packet(&'e PacketEvent, Option<&'e DnsEvent<'a>>),
     /// A DNS message reassembled from a TCP stream, not yet accepted by a dns handler.
@@ -307,6 +311,7 @@ impl Pipeline {
         }
         self.stats.packets += other.stats.packets;
         self.stats.dns_malformed += other.stats.dns_malformed;
+        self.stats.dnstap_skipped += other.stats.dnstap_skipped;
     }
 
     /// Processes one decoded packet captured at `ts_ns` with the given frame length.
@@ -348,6 +353,7 @@ impl Pipeline {
             frame_len,
             flow,
             deep: true,
+            both_ends: false,
         };
         // A conversation between two host addresses has no inside and outside: its DNS
         // transactions are of unknown direction (pktvisor reports such TCP transactions as
@@ -393,6 +399,7 @@ impl Pipeline {
             deep: true,
             msg,
             qname,
+            dnstap: None,
         });
 
         if mode == Mode::AppOnly {
@@ -440,6 +447,7 @@ impl Pipeline {
                         deep: true,
                         msg: &msg,
                         qname,
+                        dnstap: None,
                     };
                     for policy in policies.iter_mut() {
                         dispatch(policy, ChainEvent::TcpData(&dev));
@@ -502,6 +510,7 @@ impl Pipeline {
                     deep: true,
                     msg: &msg,
                     qname,
+                    dnstap: None,
                 };
                 for policy in policies.iter_mut() {
                     dispatch(policy, ChainEvent::TcpData(&dev));
@@ -529,6 +538,7 @@ impl Pipeline {
             frame_len,
             flow: 0,
             deep: true,
+            both_ends: false,
         };
         for policy in &mut self.policies {
             dispatch(policy, ChainEvent::Packet(&ev, None));
@@ -537,14 +547,17 @@ impl Pipeline {
 }
 
 /// Writes the lower-cased first question name into `buf`.
-fn lower_qname<'b>(m: &wire::dns::DnsMessage<'_>, buf: &'b mut NameBuf) -> Option<&'b [u8]> {
+pub(crate) fn lower_qname<'b>(
+    m: &wire::dns::DnsMessage<'_>,
+    buf: &'b mut NameBuf,
+) -> Option<&'b [u8]> {
     let q = m.question()?;
     q.name.write_lower(buf).ok()?;
     Some(buf.as_bytes())
 }
 
 /// Offers one event to a policy's handlers.
-fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>) {
+pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>) {
     if !policy.chained {
         for h in &mut policy.handlers {
             offer(h, ev);
@@ -630,5 +643,6 @@ fn packet_of_tcp_message(d: &DnsEvent<'_>, rate: u8) -> PacketEvent {
         frame_len: (ip_len + 20 + d.msg.len()) as u32,
         flow: d.flow,
         deep: deep_sample(rate, d.flow, d.ts_ns),
+        both_ends: false,
     }
 }

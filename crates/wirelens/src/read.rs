@@ -89,14 +89,18 @@ struct PlannedPolicy {
 
 /// The policy definitions a run is built from: either the built-in default or a policy file.
 enum PolicySource {
-    Default(WindowConfig),
+    Default(WindowConfig, &'static [&'static str]),
     File(Vec<policy::PolicySpec>),
 }
 
 impl PolicySource {
-    fn load(args: &ReadArgs, defaults: WindowConfig) -> Result<Self> {
+    fn load(
+        args: &ReadArgs,
+        defaults: WindowConfig,
+        kinds: &'static [&'static str],
+    ) -> Result<Self> {
         let Some(path) = &args.policy else {
-            return Ok(PolicySource::Default(defaults));
+            return Ok(PolicySource::Default(defaults, kinds));
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read policy file {}", path.display()))?;
@@ -114,7 +118,7 @@ impl PolicySource {
     /// What the output needs to know of each policy.
     fn planned(&self) -> Vec<PlannedPolicy> {
         match self {
-            PolicySource::Default(w) => vec![PlannedPolicy {
+            PolicySource::Default(w, _) => vec![PlannedPolicy {
                 name: "default".into(),
                 tap: "default".into(),
                 periods: w.num_periods,
@@ -138,9 +142,9 @@ impl PolicySource {
     /// Builds one worker's handlers; configuration errors surface on the first call.
     fn build(&self, limits: &Limits) -> Result<Vec<PolicyPlan>> {
         match self {
-            PolicySource::Default(window) => {
+            PolicySource::Default(window, kinds) => {
                 let mut handlers = Vec::new();
-                for kind in ["net", "dns", "pcap"] {
+                for &kind in kinds.iter() {
                     let spec = HandlerSpec {
                         name: kind.to_string(),
                         kind: kind.to_string(),
@@ -208,12 +212,14 @@ pub fn run(args: ReadArgs) -> Result<()> {
 
 /// Runs `read` and returns the rendered document.
 pub fn summarize(args: &ReadArgs) -> Result<String> {
-    if args.input != InputKind::Pcap {
-        bail!(
-            "input type {:?} is not supported by this build yet; only pcap files are",
-            args.input
-        );
-    }
+    let input = match args.input {
+        InputKind::Pcap => offline::InputKind::Pcap,
+        InputKind::Dnstap => offline::InputKind::Dnstap,
+        other => bail!(
+            "input type {} is not supported by this build yet; pcap and dnstap files are",
+            format!("{other:?}").to_lowercase()
+        ),
+    };
     if args.bpf.is_some() {
         bail!("-b/--bpf is not supported by this build yet");
     }
@@ -234,7 +240,13 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         },
         max_open_xacts: args.max_open_xacts,
     };
-    let source = PolicySource::load(args, defaults)?;
+    // pktvisor-reader runs net and dns on every input, and the pcap statistics on captures.
+    let defaults_kinds: &'static [&'static str] = if args.input == InputKind::Pcap {
+        &["net", "dns", "pcap"]
+    } else {
+        &["net", "dns"]
+    };
+    let source = PolicySource::load(args, defaults, defaults_kinds)?;
     let policies = source.planned();
     let num_periods = policies.iter().map(|p| p.periods).max().unwrap_or(1);
     let workers = args
@@ -253,6 +265,7 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
     let show_progress = (args.progress || std::io::stderr().is_terminal()) && !args.no_progress;
     let cfg = ReadConfig {
         files: args.files.clone(),
+        input,
         pipelines,
         defrag: DefragConfig {
             max_datagrams: args.max_fragments,

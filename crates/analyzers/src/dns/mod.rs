@@ -53,6 +53,8 @@ pub struct DnsFilters {
     /// geoloc_notfound / asn_notfound: with no GeoIP database loaded every message is filtered,
     /// as pktvisor does when its database is disabled.
     geo: bool,
+    /// `dnstap_msg_type`: only dnstap messages of this role pair (pcap events are unaffected).
+    dnstap_family: Option<wire::dnstap::Family>,
     /// Public-suffix aggregation of qname2/qname3.
     pub public_suffix_list: bool,
     /// Transaction timeout.
@@ -172,11 +174,16 @@ impl DnsFilters {
         f.geo = cfg.bool("geoloc_notfound")? || cfg.bool("asn_notfound")?;
         if let Some(v) = cfg.get("dnstap_msg_type") {
             let t = v.scalar_string().unwrap_or_default();
-            if !DNSTAP_TYPES.contains(&t.as_str()) {
-                return Err(ConfigError(format!(
-                    "DnsStreamHandler: dnstap_msg_type contained an invalid/unsupported type. Valid types: {}",
-                    DNSTAP_TYPES.join(", ")
-                )));
+            match wire::dnstap::Family::from_name(&t) {
+                Some(family) if DNSTAP_TYPES.contains(&t.as_str()) => {
+                    f.dnstap_family = Some(family);
+                }
+                _ => {
+                    return Err(ConfigError(format!(
+                        "DnsStreamHandler: dnstap_msg_type contained an invalid/unsupported type. Valid types: {}",
+                        DNSTAP_TYPES.join(", ")
+                    )));
+                }
             }
         }
         f.public_suffix_list = cfg.bool("public_suffix_list")?;
@@ -186,6 +193,14 @@ impl DnsFilters {
             f.xact_ttl_ns = s.saturating_mul(1_000_000_000);
         }
         Ok(f)
+    }
+
+    /// `dnstap_msg_type`: a dnstap message of another role pair is filtered.
+    fn rejects_dnstap_type(&self, ev: &DnsEvent<'_>) -> bool {
+        match (self.dnstap_family, ev.dnstap) {
+            (Some(want), Some(got)) => want != got,
+            _ => false,
+        }
     }
 
     /// pktvisor v1 delivers UDP messages to an `only_rcode` / `only_qname` handler through a
@@ -209,6 +224,9 @@ impl DnsFilters {
     /// Applies the filters in pktvisor's order. `skip_predicates` is set when the predicate path
     /// already applied `only_rcode`/`only_qname`.
     pub fn apply(&self, ev: &DnsEvent<'_>, skip_predicates: bool) -> Verdict {
+        if self.rejects_dnstap_type(ev) {
+            return Verdict::Filter;
+        }
         let m = ev.msg;
         if !self.exclude_rcodes.is_empty() && self.exclude_rcodes.contains(&m.rcode()) {
             return Verdict::Filter;
@@ -275,6 +293,9 @@ impl DnsFilters {
     /// query-side filters (qname, qname suffix, geo) to queries; a reply whose query was
     /// filtered is filtered through its transaction instead.
     pub fn apply_v2(&self, ev: &DnsEvent<'_>) -> Verdict {
+        if self.rejects_dnstap_type(ev) {
+            return Verdict::Filter;
+        }
         let m = ev.msg;
         if m.is_response() {
             if !self.exclude_rcodes.is_empty() && self.exclude_rcodes.contains(&m.rcode()) {
