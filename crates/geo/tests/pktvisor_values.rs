@@ -2,26 +2,13 @@
 //! `src/tests/test_geoip.cpp` asserts, plus cache behaviour on real records.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use geo::{CacheStats, DbKind, GeoCache, GeoDb, GeoError, Location, UNKNOWN};
+mod common;
 
-/// `/work/shared/fixtures/pktvisor`, or `None` (skip) when the shared tree is absent outside CI.
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/pktvisor");
-    if dir.join("GeoIP2-City-Test.mmdb").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("GeoIP fixtures missing in {}", dir.display());
-    }
-    eprintln!(
-        "note: {} not found, skipping GeoIP fixture test",
-        dir.display()
-    );
-    None
-}
+use common::fixtures_dir;
+use geo::{CacheStats, DbKind, GeoCache, GeoDb, GeoError, Location, UNKNOWN};
 
 fn both() -> Option<GeoDb> {
     let dir = fixtures_dir()?;
