@@ -219,3 +219,20 @@ fn every_network_in_the_test_databases_formats_without_panicking() {
     }
     assert!(known > 0);
 }
+
+#[test]
+fn eviction_reuses_the_evicted_buffers() {
+    let Some(db) = both() else { return };
+    let mut cache = GeoCache::new(Arc::new(db), 1);
+    // Longer strings first, so the newcomer fits in the buffers it inherits.
+    let (loc, asn) = cache.lookup(ip("216.160.83.56"));
+    let (loc_ptr, asn_ptr) = (loc.location.as_ptr(), asn.as_ptr());
+    assert_eq!(loc.location, "NA/United States/WA/Milton");
+    let (loc, asn) = cache.lookup(ip("89.160.20.112"));
+    assert_eq!(loc.location, "EU/Sweden/E/Linköping");
+    assert_eq!(loc.location.as_ptr(), loc_ptr);
+    if !asn.is_empty() {
+        assert_eq!(asn.as_ptr(), asn_ptr);
+    }
+    assert_eq!(cache.stats().evictions, 1);
+}
