@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use maxminddb::{LookupResult, PathElement, Reader};
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::record::{PathSet, Paths, Pick, Step, Value};
 
 /// The string reported for an address the database does not cover.
 pub const UNKNOWN: &str = "Unknown";
@@ -243,73 +244,6 @@ fn load(kind: DbKind, path: &Path) -> Result<Reader<Vec<u8>>, GeoError> {
     })
 }
 
-/// A leaf value of a record, typed the way pktvisor checks `MMDB_entry_data_s::type`: only the
-/// variants a field accepts are used, anything else counts as present-but-unusable.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Value<'a> {
-    Str(&'a str),
-    Double(f64),
-    Unsigned(u64),
-    Signed(i64),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Value<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any MaxMind DB value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Value::Str(v))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Value::Other)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Value::Double(v))
-    }
-    // MaxMind "float" (f32) is a different type from "double"; pktvisor reads only doubles.
-    fn visit_f32<E: de::Error>(self, _: f32) -> Result<Self::Value, E> {
-        Ok(Value::Other)
-    }
-    // uint16 and uint32 arrive here through serde's default forwarding.
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Value::Unsigned(v))
-    }
-    // int32 arrives here through serde's default forwarding.
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Value::Signed(v))
-    }
-    // pktvisor's ASN switch has no uint128 case.
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-        Ok(Value::Other)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Value::Other)
-    }
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-        Ok(Value::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Value::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Other)
-    }
-}
-
 /// `Some(value)` when the path exists (whatever its type), `None` when it is missing or cannot be
 /// navigated (libmaxminddb leaves `has_data` false in both cases).
 fn get<'a, S: AsRef<[u8]>>(
@@ -319,54 +253,107 @@ fn get<'a, S: AsRef<[u8]>>(
     found.decode_path::<Value<'a>>(path).ok().flatten()
 }
 
-fn get_str<'a, S: AsRef<[u8]>>(
+/// The city fields, in the order [`format_location`] uses them.
+struct CityPaths;
+impl PathSet for CityPaths {
+    const PATHS: &'static Paths = &[
+        &[Step::Key("continent"), Step::Key("code")],
+        &[Step::Key("country"), Step::Key("names"), Step::Key("en")],
+        &[Step::Key("country"), Step::Key("iso_code")],
+        &[
+            Step::Key("subdivisions"),
+            Step::First,
+            Step::Key("iso_code"),
+        ],
+        &[Step::Key("city"), Step::Key("names"), Step::Key("en")],
+        &[Step::Key("location"), Step::Key("latitude")],
+        &[Step::Key("location"), Step::Key("longitude")],
+    ];
+}
+
+/// The ASN fields.
+struct AsnPaths;
+impl PathSet for AsnPaths {
+    const PATHS: &'static Paths = &[
+        &[Step::Key("autonomous_system_number")],
+        &[Step::Key("autonomous_system_organization")],
+    ];
+}
+
+/// The leaves of `P::PATHS` in one walk over the record; when that walk fails (a damaged
+/// record), each field is looked up on its own so the readable ones still count, as with
+/// libmaxminddb's per-field `MMDB_get_value`.
+fn pick<'a, S: AsRef<[u8]>, P: PathSet>(found: &LookupResult<'a, S>) -> [Option<Value<'a>>; 8] {
+    match found.decode::<Pick<'a, P>>() {
+        Ok(Some(Pick(values, _))) => values,
+        _ => pick_per_field::<S, P>(found),
+    }
+}
+
+fn pick_per_field<'a, S: AsRef<[u8]>, P: PathSet>(
     found: &LookupResult<'a, S>,
-    path: &[PathElement<'_>],
-) -> Option<&'a str> {
-    match get(found, path) {
+) -> [Option<Value<'a>>; 8] {
+    let mut values = [None; 8];
+    for (slot, path) in values.iter_mut().zip(P::PATHS) {
+        let elems: [PathElement<'static>; 4] = std::array::from_fn(|i| match path.get(i) {
+            Some(Step::Key(k)) => PathElement::Key(k),
+            Some(Step::First) | None => PathElement::Index(0),
+        });
+        if let Some(elems) = elems.get(..path.len()) {
+            *slot = get(found, elems);
+        }
+    }
+    values
+}
+
+fn as_str(v: Option<Value<'_>>) -> Option<&str> {
+    match v {
         Some(Value::Str(s)) => Some(s),
         _ => None,
     }
 }
 
 fn format_location<S: AsRef<[u8]>>(found: &LookupResult<'_, S>, out: &mut Location) {
-    use PathElement::{Index, Key};
+    let [
+        continent,
+        country_en,
+        country_iso,
+        subdivision,
+        city,
+        lat,
+        lon,
+        _,
+    ] = pick::<S, CityPaths>(found);
     let loc = &mut out.location;
     // The continent has no separator before it: a record without one yields "/Country/...",
     // exactly like pktvisor.
-    if let Some(code) = get_str(found, &[Key("continent"), Key("code")]) {
+    if let Some(code) = as_str(continent) {
         loc.push_str(code);
     }
     // The ISO code is a fallback only when the English name is absent, not when it has
     // another type.
-    let country = match get(found, &[Key("country"), Key("names"), Key("en")]) {
-        Some(v) => Some(v),
-        None => get(found, &[Key("country"), Key("iso_code")]),
-    };
-    if let Some(Value::Str(name)) = country {
+    if let Some(name) = as_str(country_en.or(country_iso)) {
         loc.push('/');
         loc.push_str(name);
     }
-    if let Some(iso) = get_str(found, &[Key("subdivisions"), Index(0), Key("iso_code")]) {
-        loc.push('/');
-        loc.push_str(iso);
+    for part in [subdivision, city] {
+        if let Some(s) = as_str(part) {
+            loc.push('/');
+            loc.push_str(s);
+        }
     }
-    if let Some(city) = get_str(found, &[Key("city"), Key("names"), Key("en")]) {
-        loc.push('/');
-        loc.push_str(city);
-    }
-    if let Some(Value::Double(v)) = get(found, &[Key("location"), Key("latitude")]) {
+    if let Some(Value::Double(v)) = lat {
         push_fixed6(&mut out.lat, v);
     }
-    if let Some(Value::Double(v)) = get(found, &[Key("location"), Key("longitude")]) {
+    if let Some(Value::Double(v)) = lon {
         push_fixed6(&mut out.lon, v);
     }
 }
 
 fn format_asn<S: AsRef<[u8]>>(found: &LookupResult<'_, S>, out: &mut String) {
-    use PathElement::Key;
+    let [number, org, ..] = pick::<S, AsnPaths>(found);
     // Writing integers into a String cannot fail.
-    match get(found, &[Key("autonomous_system_number")]) {
+    match number {
         Some(Value::Unsigned(n)) => {
             let _ = write!(out, "{n}");
         }
@@ -376,7 +363,7 @@ fn format_asn<S: AsRef<[u8]>>(found: &LookupResult<'_, S>, out: &mut String) {
         Some(Value::Str(s)) => out.push_str(s),
         _ => {}
     }
-    if let Some(org) = get_str(found, &[Key("autonomous_system_organization")]) {
+    if let Some(org) = as_str(org) {
         out.push('/');
         out.push_str(org);
     }
@@ -493,6 +480,37 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    /// The one-pass walk and the per-field lookups agree on every network of pktvisor's test
+    /// databases (when present).
+    #[test]
+    fn one_pass_matches_per_field_on_fixture_databases() {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/pktvisor");
+        if !dir.join("GeoIP2-City-Test.mmdb").is_file() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "fixtures missing under CI"
+            );
+            eprintln!("note: fixtures not found, skipping");
+            return;
+        }
+        fn check<P: PathSet>(path: PathBuf) -> usize {
+            let reader = Reader::open_readfile(path).unwrap();
+            let mut n = 0;
+            for found in reader.networks(Default::default()).unwrap() {
+                let found = found.unwrap();
+                let Ok(Some(Pick(one, _))) = found.decode::<Pick<'_, P>>() else {
+                    panic!("one-pass decode failed at {:?}", found.network());
+                };
+                assert_eq!(one, pick_per_field::<_, P>(&found), "{:?}", found.network());
+                n += usize::from(one.iter().any(Option::is_some));
+            }
+            n
+        }
+        assert!(check::<CityPaths>(dir.join("GeoIP2-City-Test.mmdb")) > 100);
+        assert!(check::<AsnPaths>(dir.join("GeoIP2-ISP-Test.mmdb")) > 100);
     }
 
     #[test]

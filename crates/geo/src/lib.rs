@@ -7,6 +7,7 @@
 
 mod cache;
 mod db;
+mod record;
 
 pub use cache::{CacheStats, DEFAULT_CAPACITY, GeoCache};
 pub use db::{DbKind, GeoDb, GeoError, Location, UNKNOWN};
