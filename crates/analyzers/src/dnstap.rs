@@ -98,7 +98,11 @@ impl Pipeline {
             dnstap: kind.family(),
         });
         for policy in &mut self.policies {
-            dispatch(policy, ChainEvent::Packet(&ev, dns_ev.as_ref()));
+            dispatch(
+                policy,
+                ChainEvent::Packet(&ev, dns_ev.as_ref()),
+                &mut self.geo,
+            );
         }
     }
 }

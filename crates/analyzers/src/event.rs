@@ -79,6 +79,49 @@ pub struct DnsEvent<'a> {
     pub dnstap: Option<wire::dnstap::Family>,
 }
 
+/// A worker's GeoIP/ASN lookups (through a bounded per-worker cache), or none when no
+/// database was given.
+#[derive(Default)]
+pub struct Geo {
+    cache: Option<geo::GeoCache>,
+    /// Scratch buffer for building top-N keys.
+    pub buf: Vec<u8>,
+}
+
+impl Geo {
+    /// Lookups through a cache of `capacity` addresses over a shared database.
+    pub fn new(db: std::sync::Arc<geo::GeoDb>, capacity: usize) -> Self {
+        Self {
+            cache: Some(geo::GeoCache::new(db, capacity)),
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn city_enabled(&self) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.db().city_enabled())
+    }
+
+    pub fn asn_enabled(&self) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.db().asn_enabled())
+    }
+
+    /// The location of `ip` (`None` without a city database).
+    pub fn location(&mut self, ip: IpAddr) -> Option<&geo::Location> {
+        if !self.city_enabled() {
+            return None;
+        }
+        self.cache.as_mut().map(|c| c.location(ip))
+    }
+
+    /// The `number/organization` of `ip` (`None` without an ASN database).
+    pub fn asn(&mut self, ip: IpAddr) -> Option<&str> {
+        if !self.asn_enabled() {
+            return None;
+        }
+        self.cache.as_mut().map(|c| c.asn(ip))
+    }
+}
+
 /// The ports pktvisor treats as DNS on either side.
 pub const DNS_PORTS: [u16; 4] = [53, 5353, 5355, 53000];
 

@@ -33,6 +33,9 @@ pub struct HistogramValue {
 pub struct TopItem {
     pub name: String,
     pub estimate: u64,
+    /// Extra fields of the item (pktvisor's `lat`/`lon` on locations): JSON keys beside
+    /// `name`, Prometheus labels beside the item label.
+    pub extra: Vec<(&'static str, String)>,
 }
 
 /// The value of one metric.

@@ -9,9 +9,9 @@ use metrics::quantiles::Quantiles;
 use metrics::rate::Rate;
 
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
-use crate::event::{Direction, L3Kind, L4Kind, PacketEvent};
+use crate::event::{Direction, Geo, L3Kind, L4Kind, PacketEvent};
 use crate::export::{Export, Value};
-use crate::sketch::{self, TopIp, sec};
+use crate::sketch::{self, TopIp, TopLocations, TopNames, sec};
 use crate::window::{Bucket, Window};
 
 /// Config and filter keys of both versions (pktvisor's list, in its order).
@@ -23,11 +23,14 @@ pub const NET_KEYS: [&str; 5] = [
     "recorded_stream",
 ];
 
-/// Filters shared by both versions. GeoIP/ASN databases are not loaded by this build, so, as in
-/// pktvisor with a disabled database, an enabled geo or ASN filter filters every packet.
+/// Filters shared by both versions: keep only packets whose remote address (the source of
+/// inbound, the destination of outbound packets) has a location or ASN with one of the given
+/// prefixes. As in pktvisor, a packet of unknown direction, or any packet when the database is
+/// not loaded, is filtered.
 #[derive(Clone, Debug, Default)]
 struct NetFilters {
-    geo: bool,
+    location_prefixes: Vec<String>,
+    asn_prefixes: Vec<String>,
 }
 
 impl NetFilters {
@@ -42,16 +45,68 @@ impl NetFilters {
                 }
             }
         }
-        let geo = cfg.bool("geoloc_notfound")?
-            || cfg.bool("asn_notfound")?
-            || cfg.contains("only_geoloc_prefix")
-            || cfg.contains("only_asn_number");
-        Ok(Self { geo })
+        let mut f = Self::default();
+        if cfg.bool("geoloc_notfound")? {
+            f.location_prefixes.push(geo::UNKNOWN.to_string());
+        }
+        if cfg.bool("asn_notfound")? {
+            f.asn_prefixes.push(geo::UNKNOWN.to_string());
+        }
+        f.location_prefixes
+            .extend(cfg.string_list("only_geoloc_prefix")?.unwrap_or_default());
+        for n in cfg.string_list("only_asn_number")?.unwrap_or_default() {
+            f.asn_prefixes.push(format!("{n}/"));
+        }
+        Ok(f)
     }
 
     #[inline]
-    fn filters(&self, _ev: &PacketEvent) -> bool {
-        self.geo
+    fn filters(&self, ev: &PacketEvent, geo: &mut Geo) -> bool {
+        if self.location_prefixes.is_empty() && self.asn_prefixes.is_empty() {
+            return false;
+        }
+        let remote = match ev.dir {
+            Direction::ToHost => ev.src,
+            Direction::FromHost => ev.dst,
+            Direction::Unknown => return true,
+        };
+        if ev.l3 == L3Kind::Other {
+            return false;
+        }
+        if !self.location_prefixes.is_empty() {
+            match geo.location(remote) {
+                Some(loc)
+                    if self
+                        .location_prefixes
+                        .iter()
+                        .any(|p| loc.location.starts_with(p.as_str())) => {}
+                _ => return true,
+            }
+        }
+        if !self.asn_prefixes.is_empty() {
+            match geo.asn(remote) {
+                Some(asn)
+                    if self
+                        .asn_prefixes
+                        .iter()
+                        .any(|p| asn.starts_with(p.as_str())) => {}
+                _ => return true,
+            }
+        }
+        false
+    }
+}
+
+/// Counts an address's location and ASN into the geo top lists (when the databases are loaded).
+#[inline]
+fn record_geo(ip: std::net::IpAddr, geo: &mut Geo, locs: &mut TopLocations, asns: &mut TopNames) {
+    let mut buf = std::mem::take(&mut geo.buf);
+    if let Some(loc) = geo.location(ip) {
+        locs.insert(loc, &mut buf);
+    }
+    geo.buf = buf;
+    if let Some(asn) = geo.asn(ip) {
+        asns.insert(asn.as_bytes(), 1);
     }
 }
 
@@ -76,6 +131,7 @@ struct V1Groups {
     counters: bool,
     cardinality: bool,
     top_ips: bool,
+    top_geo: bool,
 }
 
 /// One period of net v1.
@@ -98,6 +154,8 @@ pub struct NetV1Bucket {
     dst_ips_out: Cardinality,
     top_ipv4: TopIp,
     top_ipv6: TopIp,
+    top_geo_loc: TopLocations,
+    top_asn: TopNames,
     payload_size: Quantiles,
     rate_in: Rate,
     rate_out: Rate,
@@ -127,6 +185,8 @@ impl Bucket for NetV1Bucket {
         self.dst_ips_out.merge(&o.dst_ips_out);
         self.top_ipv4.merge(&o.top_ipv4);
         self.top_ipv6.merge(&o.top_ipv6);
+        self.top_geo_loc.merge(&o.top_geo_loc);
+        self.top_asn.merge(&o.top_asn);
         self.payload_size.merge(&o.payload_size);
         self.rate_in.merge(&o.rate_in);
         self.rate_out.merge(&o.rate_out);
@@ -165,6 +225,7 @@ impl NetV1 {
                 counters: set.contains("counters"),
                 cardinality: set.contains("cardinality"),
                 top_ips: set.contains("top_ips"),
+                top_geo: set.contains("top_geo"),
             },
             group_set: set,
             window_config,
@@ -174,9 +235,9 @@ impl NetV1 {
 
     /// Processes one packet; returns whether it passed the filters (for chained handlers).
     #[inline]
-    pub fn on_packet(&mut self, ev: &PacketEvent) -> bool {
+    pub fn on_packet(&mut self, ev: &PacketEvent, geo: &mut Geo) -> bool {
         let g = self.groups;
-        let filtered = self.filters.filters(ev);
+        let filtered = self.filters.filters(ev, geo);
         let b = self.window.live();
         let s = sec(ev.ts_ns);
         b.events += 1;
@@ -250,6 +311,9 @@ impl NetV1 {
                         b.top_ipv6.insert(ip, 1);
                     }
                 }
+                if g.top_geo {
+                    record_geo(ip, geo, &mut b.top_geo_loc, &mut b.top_asn);
+                }
             }
         } else if ev.deep && ev.l3 != L3Kind::Other {
             // Only the remote address: the source of inbound, the destination of outbound.
@@ -273,6 +337,9 @@ impl NetV1 {
                     } else {
                         b.top_ipv6.insert(remote, 1);
                     }
+                }
+                if g.top_geo {
+                    record_geo(remote, geo, &mut b.top_geo_loc, &mut b.top_asn);
                 }
             }
         }
@@ -388,6 +455,14 @@ impl NetV1 {
                 b.top_ipv6.export("ipv6", w),
             );
         }
+        if has("top_geo") {
+            e.push(
+                &["top_geoLoc"],
+                "Top GeoIP locations",
+                b.top_geo_loc.export("geo_loc", w),
+            );
+            e.push(&["top_ASN"], "Top ASNs by IP", b.top_asn.export("asn", w));
+        }
         if let Some(v) = sketch::quantiles(&b.payload_size) {
             e.push(&["payload_size"], "Quantiles of payload sizes, in bytes", v);
         }
@@ -428,6 +503,8 @@ pub struct NetV2Dir {
     ips: Cardinality,
     top_ipv4: TopIp,
     top_ipv6: TopIp,
+    top_geo_loc: TopLocations,
+    top_asn: TopNames,
     payload_size: Quantiles,
     pps: Rate,
     bps: Rate,
@@ -446,6 +523,8 @@ impl NetV2Dir {
         self.ips.merge(&o.ips);
         self.top_ipv4.merge(&o.top_ipv4);
         self.top_ipv6.merge(&o.top_ipv6);
+        self.top_geo_loc.merge(&o.top_geo_loc);
+        self.top_asn.merge(&o.top_asn);
         self.payload_size.merge(&o.payload_size);
         self.pps.merge(&o.pps);
         self.bps.merge(&o.bps);
@@ -487,6 +566,7 @@ pub struct NetV2 {
     cardinality: bool,
     quantiles: bool,
     top_ips: bool,
+    top_geo: bool,
     pub window_config: WindowConfig,
     pub window: Window<NetV2Bucket>,
 }
@@ -508,6 +588,7 @@ impl NetV2 {
             cardinality: set.contains("cardinality"),
             quantiles: set.contains("quantiles"),
             top_ips: set.contains("top_ips"),
+            top_geo: set.contains("top_geo"),
             group_set: set,
             window_config,
             window: Window::new(usize::from(window_config.num_periods)),
@@ -515,8 +596,9 @@ impl NetV2 {
     }
 
     #[inline]
-    pub fn on_packet(&mut self, ev: &PacketEvent) -> bool {
-        let filtered = self.filters.filters(ev);
+    pub fn on_packet(&mut self, ev: &PacketEvent, geo: &mut Geo) -> bool {
+        let filtered = self.filters.filters(ev, geo);
+        let top_geo = self.top_geo;
         let (counters, cardinality, quantiles, top_ips) = (
             self.counters,
             self.cardinality,
@@ -579,6 +661,9 @@ impl NetV2 {
                     } else {
                         d.top_ipv6.insert(ip, 1);
                     }
+                }
+                if top_geo {
+                    record_geo(ip, geo, &mut d.top_geo_loc, &mut d.top_asn);
                 }
             };
             match ev.dir {
@@ -694,6 +779,20 @@ impl NetV2 {
                     &["top_ipv6_packets"],
                     "Top IPv6 addresses by packet count",
                     d.top_ipv6.export("ipv6", w),
+                );
+            }
+            if has("top_geo") {
+                e.push_dir(
+                    dir,
+                    &["top_geo_loc_packets"],
+                    "Top GeoIP locations by packet count",
+                    d.top_geo_loc.export("geo_loc", w),
+                );
+                e.push_dir(
+                    dir,
+                    &["top_asn_packets"],
+                    "Top ASNs by packet count",
+                    d.top_asn.export("asn", w),
                 );
             }
             if has("quantiles") {

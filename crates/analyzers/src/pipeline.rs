@@ -14,7 +14,7 @@ use crate::config::{ConfigError, ConfigMap, WindowConfig};
 use crate::dns::v1::DnsV1;
 use crate::dns::v2::DnsV2;
 use crate::event::{
-    Direction, DnsEvent, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
+    Direction, DnsEvent, Geo, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
 };
 use crate::export::Export;
 use crate::net::{NetV1, NetV2};
@@ -234,6 +234,8 @@ pub struct Pipeline {
     needs_dns: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
+    /// GeoIP/ASN lookups of this worker.
+    pub(crate) geo: Geo,
 }
 
 /// How a record takes part in processing.
@@ -277,6 +279,7 @@ impl Pipeline {
         host: HostSpec,
         extra_dns_ports: Vec<u16>,
         limits: &Limits,
+        geo: Geo,
     ) -> Self {
         let needs_dns = policies
             .iter()
@@ -289,6 +292,7 @@ impl Pipeline {
             needs_dns,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
+            geo,
         }
     }
 
@@ -405,12 +409,16 @@ impl Pipeline {
         if mode == Mode::AppOnly {
             if let Some(d) = dns_ev.as_ref() {
                 for policy in &mut self.policies {
-                    dispatch(policy, ChainEvent::TcpData(d).as_datagram());
+                    dispatch(policy, ChainEvent::TcpData(d).as_datagram(), &mut self.geo);
                 }
             }
         } else {
             for policy in &mut self.policies {
-                dispatch(policy, ChainEvent::Packet(&ev, dns_ev.as_ref()));
+                dispatch(
+                    policy,
+                    ChainEvent::Packet(&ev, dns_ev.as_ref()),
+                    &mut self.geo,
+                );
             }
         }
 
@@ -418,6 +426,7 @@ impl Pipeline {
         if let (Some(mport), L4Kind::Tcp) = (metric_port, l4) {
             let policies = &mut self.policies;
             let stats = &mut self.stats;
+            let geo = &mut self.geo;
             self.tcp.segment(
                 src,
                 pkt.src_port,
@@ -450,7 +459,7 @@ impl Pipeline {
                         dnstap: None,
                     };
                     for policy in policies.iter_mut() {
-                        dispatch(policy, ChainEvent::TcpData(&dev));
+                        dispatch(policy, ChainEvent::TcpData(&dev), geo);
                     }
                 },
             );
@@ -476,6 +485,7 @@ impl Pipeline {
     pub fn finish(&mut self) {
         let policies = &mut self.policies;
         let stats = &mut self.stats;
+        let geo = &mut self.geo;
         let host = &self.host;
         let extra = &self.extra_dns_ports;
         self.tcp
@@ -513,7 +523,7 @@ impl Pipeline {
                     dnstap: None,
                 };
                 for policy in policies.iter_mut() {
-                    dispatch(policy, ChainEvent::TcpData(&dev));
+                    dispatch(policy, ChainEvent::TcpData(&dev), geo);
                 }
             });
     }
@@ -541,7 +551,7 @@ impl Pipeline {
             both_ends: false,
         };
         for policy in &mut self.policies {
-            dispatch(policy, ChainEvent::Packet(&ev, None));
+            dispatch(policy, ChainEvent::Packet(&ev, None), &mut self.geo);
         }
     }
 }
@@ -557,16 +567,16 @@ pub(crate) fn lower_qname<'b>(
 }
 
 /// Offers one event to a policy's handlers.
-pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>) {
+pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>, geo: &mut Geo) {
     if !policy.chained {
         for h in &mut policy.handlers {
-            offer(h, ev);
+            offer(h, ev, geo);
         }
         return;
     }
     let mut cur = ev;
     for h in &mut policy.handlers {
-        match offer(h, cur) {
+        match offer(h, cur, geo) {
             Some(next) => cur = next,
             None => return,
         }
@@ -574,18 +584,22 @@ pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>) {
 }
 
 /// Offers an event to one handler; returns what it forwards to the next handler of a chain.
-fn offer<'e, 'a>(h: &mut Handler, ev: ChainEvent<'e, 'a>) -> Option<ChainEvent<'e, 'a>> {
+fn offer<'e, 'a>(
+    h: &mut Handler,
+    ev: ChainEvent<'e, 'a>,
+    geo: &mut Geo,
+) -> Option<ChainEvent<'e, 'a>> {
     let rate = h.deep_rate();
     match (&mut h.kind, ev) {
         (HandlerKind::NetV1(n), ChainEvent::Packet(p, _)) => {
             let mut p2 = *p;
             p2.deep = deep_sample(rate, p.flow, p.ts_ns);
-            n.on_packet(&p2).then_some(ev)
+            n.on_packet(&p2, geo).then_some(ev)
         }
         (HandlerKind::NetV2(n), ChainEvent::Packet(p, _)) => {
             let mut p2 = *p;
             p2.deep = deep_sample(rate, p.flow, p.ts_ns);
-            n.on_packet(&p2).then_some(ev)
+            n.on_packet(&p2, geo).then_some(ev)
         }
         // Stream data passes a net handler uncounted (its filters would apply per connection).
         (
@@ -595,33 +609,33 @@ fn offer<'e, 'a>(h: &mut Handler, ev: ChainEvent<'e, 'a>) -> Option<ChainEvent<'
         (HandlerKind::NetV1(_) | HandlerKind::NetV2(_), ChainEvent::TcpPacket(d)) => {
             let p = packet_of_tcp_message(d, rate);
             let accepted = match &mut h.kind {
-                HandlerKind::NetV1(n) => n.on_packet(&p),
-                HandlerKind::NetV2(n) => n.on_packet(&p),
+                HandlerKind::NetV1(n) => n.on_packet(&p, geo),
+                HandlerKind::NetV2(n) => n.on_packet(&p, geo),
                 _ => false,
             };
             accepted.then_some(ev)
         }
         (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Packet(_, None)) => None,
         (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Packet(_, Some(d))) => {
-            on_dns(h, d, rate).then_some(ev)
+            on_dns(h, d, rate, geo).then_some(ev)
         }
         (
             HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_),
             ChainEvent::TcpData(d) | ChainEvent::TcpPacket(d),
-        ) => on_dns(h, d, rate).then_some(ChainEvent::TcpPacket(d)),
+        ) => on_dns(h, d, rate, geo).then_some(ChainEvent::TcpPacket(d)),
         (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Datagram(d)) => {
-            on_dns(h, d, rate).then_some(ev)
+            on_dns(h, d, rate, geo).then_some(ev)
         }
         (HandlerKind::Pcap(_), _) => Some(ev),
     }
 }
 
-fn on_dns(h: &mut Handler, d: &DnsEvent<'_>, rate: u8) -> bool {
+fn on_dns(h: &mut Handler, d: &DnsEvent<'_>, rate: u8, geo: &mut Geo) -> bool {
     let mut d2 = *d;
     d2.deep = deep_sample(rate, d.flow, d.ts_ns);
     match &mut h.kind {
-        HandlerKind::DnsV1(x) => x.on_dns(&d2),
-        HandlerKind::DnsV2(x) => x.on_dns(&d2),
+        HandlerKind::DnsV1(x) => x.on_dns(&d2, geo),
+        HandlerKind::DnsV2(x) => x.on_dns(&d2, geo),
         _ => false,
     }
 }

@@ -33,6 +33,45 @@ impl TopNames {
     }
 }
 
+/// Top-N of locations: keys are `location \0 lat \0 lon`, exported as pktvisor's items with
+/// `lat`/`lon` fields when the database has coordinates.
+#[derive(Clone, Default)]
+pub struct TopLocations(TopNames);
+
+impl TopLocations {
+    /// Counts one location.
+    pub fn insert(&mut self, loc: &geo::Location, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.extend_from_slice(loc.location.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(loc.lat.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(loc.lon.as_bytes());
+        self.0.insert(buf, 1);
+    }
+    pub fn merge(&mut self, other: &Self) {
+        self.0.merge(&other.0);
+    }
+    pub fn export(&self, label: &'static str, w: &WindowConfig) -> Value {
+        let mut v = self.0.export(label, w);
+        if let Value::Top { items, .. } = &mut v {
+            for item in items {
+                let mut parts = item.name.split('\0');
+                let name = parts.next().unwrap_or_default().to_string();
+                let (lat, lon) = (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                );
+                if !lat.is_empty() && !lon.is_empty() {
+                    item.extra = vec![("lat", lat.to_string()), ("lon", lon.to_string())];
+                }
+                item.name = name;
+            }
+        }
+        v
+    }
+}
+
 /// Top-N over 16-bit keys (ports, qtypes, rcodes), rendered by `render`.
 #[derive(Clone, Default)]
 pub struct TopU16(TopN<u16>);
@@ -101,7 +140,11 @@ fn top_value(label: &'static str, mut items: Vec<(String, u64)>, w: &WindowConfi
         label,
         items: items
             .into_iter()
-            .map(|(name, estimate)| TopItem { name, estimate })
+            .map(|(name, estimate)| TopItem {
+                name,
+                estimate,
+                extra: Vec::new(),
+            })
             .collect(),
     }
 }

@@ -37,7 +37,15 @@ fn render(v: &Value) -> Json {
         Value::Top { items, .. } => Json::Array(
             items
                 .iter()
-                .map(|i| json!({"name": i.name, "estimate": i.estimate}))
+                .map(|i| {
+                    let mut o = Map::new();
+                    o.insert("name".into(), Json::from(i.name.clone()));
+                    o.insert("estimate".into(), Json::from(i.estimate));
+                    for (k, v) in &i.extra {
+                        o.insert((*k).to_string(), Json::from(v.clone()));
+                    }
+                    Json::Object(o)
+                })
                 .collect(),
         ),
     }
@@ -117,6 +125,7 @@ mod tests {
                 items: vec![TopItem {
                     name: ".test.com".into(),
                     estimate: 140,
+                    extra: Vec::new(),
                 }],
             },
         );

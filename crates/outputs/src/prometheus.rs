@@ -155,6 +155,9 @@ impl PromWriter {
                     for i in items {
                         let mut b = base.clone();
                         b.push((label, &i.name));
+                        for (k, v) in &i.extra {
+                            b.push((k, v));
+                        }
                         lines.push(format!("{name}{} {}", self.labels(labels, &b), i.estimate));
                     }
                     self.family(&name, m.help, "gauge").lines.extend(lines);
@@ -197,10 +200,12 @@ mod tests {
                     TopItem {
                         name: "A".into(),
                         estimate: 2,
+                        extra: Vec::new(),
                     },
                     TopItem {
                         name: "AAAA".into(),
                         estimate: 1,
+                        extra: Vec::new(),
                     },
                 ],
             },

@@ -62,6 +62,15 @@ pub struct ReadArgs {
     /// Never show a progress bar.
     #[arg(long = "no-progress")]
     no_progress: bool,
+    /// MaxMind city database (GeoIP2/GeoLite2 City) for location top lists and filters.
+    #[arg(long = "geo-city")]
+    geo_city: Option<PathBuf>,
+    /// MaxMind ASN or ISP database for ASN top lists and filters.
+    #[arg(long = "geo-asn")]
+    geo_asn: Option<PathBuf>,
+    /// Addresses cached per worker for GeoIP/ASN lookups (0 disables the cache).
+    #[arg(long = "geo-cache-size", default_value_t = geo::DEFAULT_CAPACITY)]
+    geo_cache_size: usize,
     /// Additional DNS port (repeatable), besides 53, 5353, 5355 and 53000.
     #[arg(long = "dns-port")]
     dns_ports: Vec<u16>,
@@ -253,13 +262,27 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 256);
+    let geo_db = if args.geo_city.is_some() || args.geo_asn.is_some() {
+        Some(std::sync::Arc::new(geo::GeoDb::open(
+            args.geo_city.as_deref(),
+            args.geo_asn.as_deref(),
+        )?))
+    } else {
+        None
+    };
     let mut pipelines = Vec::with_capacity(workers);
     for _ in 0..workers {
+        let geo = geo_db
+            .as_ref()
+            .map_or_else(analyzers::event::Geo::default, |db| {
+                analyzers::event::Geo::new(db.clone(), args.geo_cache_size)
+            });
         pipelines.push(Pipeline::new(
             source.build(&limits)?,
             host.clone(),
             args.dns_ports.clone(),
             &limits,
+            geo,
         ));
     }
     let show_progress = (args.progress || std::io::stderr().is_terminal()) && !args.no_progress;

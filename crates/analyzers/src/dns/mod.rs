@@ -5,7 +5,7 @@ pub mod v1;
 pub mod v2;
 
 use crate::config::{ConfigError, ConfigMap, ConfigValue};
-use crate::event::{DnsEvent, L4Kind};
+use crate::event::{DnsEvent, Geo, L4Kind};
 
 /// Config and filter keys of the dns handlers, in pktvisor's order.
 pub const DNS_KEYS: [&str; 16] = [
@@ -50,9 +50,10 @@ pub struct DnsFilters {
     only_qtypes: Vec<u16>,
     only_qnames: Vec<Vec<u8>>,
     only_qname_suffixes: Vec<Vec<u8>>,
-    /// geoloc_notfound / asn_notfound: with no GeoIP database loaded every message is filtered,
-    /// as pktvisor does when its database is disabled.
-    geo: bool,
+    /// geoloc_notfound / asn_notfound: keep only queries whose ECS subnet has no known location
+    /// / ASN; without the database every message is filtered, as in pktvisor.
+    geoloc_notfound: bool,
+    asn_notfound: bool,
     /// `dnstap_msg_type`: only dnstap messages of this role pair (pcap events are unaffected).
     dnstap_family: Option<wire::dnstap::Family>,
     /// Public-suffix aggregation of qname2/qname3.
@@ -171,7 +172,8 @@ impl DnsFilters {
                 .map(|s| s.to_ascii_lowercase().into_bytes())
                 .collect();
         }
-        f.geo = cfg.bool("geoloc_notfound")? || cfg.bool("asn_notfound")?;
+        f.geoloc_notfound = cfg.bool("geoloc_notfound")?;
+        f.asn_notfound = cfg.bool("asn_notfound")?;
         if let Some(v) = cfg.get("dnstap_msg_type") {
             let t = v.scalar_string().unwrap_or_default();
             match wire::dnstap::Family::from_name(&t) {
@@ -193,6 +195,32 @@ impl DnsFilters {
             f.xact_ttl_ns = s.saturating_mul(1_000_000_000);
         }
         Ok(f)
+    }
+
+    /// `geoloc_notfound` / `asn_notfound`: only queries carrying ECS whose subnet is not in the
+    /// database pass (`queries_only`: v1 also rejects replies here; v2 calls this for queries).
+    fn rejects_geo(&self, ev: &DnsEvent<'_>, geo: &mut Geo, queries_only: bool) -> bool {
+        if !self.geoloc_notfound && !self.asn_notfound {
+            return false;
+        }
+        let m = ev.msg;
+        if (queries_only && m.is_response()) || m.arcount() == 0 {
+            return true;
+        }
+        let Some(ecs) = m.edns().and_then(|e| e.ecs) else {
+            return true;
+        };
+        if self.geoloc_notfound
+            && geo
+                .location(ecs.addr)
+                .is_none_or(|l| l.location != geo::UNKNOWN)
+        {
+            return true;
+        }
+        if self.asn_notfound && geo.asn(ecs.addr) != Some(geo::UNKNOWN) {
+            return true;
+        }
+        false
     }
 
     /// `dnstap_msg_type`: a dnstap message of another role pair is filtered.
@@ -223,7 +251,7 @@ impl DnsFilters {
 
     /// Applies the filters in pktvisor's order. `skip_predicates` is set when the predicate path
     /// already applied `only_rcode`/`only_qname`.
-    pub fn apply(&self, ev: &DnsEvent<'_>, skip_predicates: bool) -> Verdict {
+    pub fn apply(&self, ev: &DnsEvent<'_>, skip_predicates: bool, geo: &mut Geo) -> Verdict {
         if self.rejects_dnstap_type(ev) {
             return Verdict::Filter;
         }
@@ -275,7 +303,7 @@ impl DnsFilters {
                 None => return Verdict::Filter,
             }
         }
-        if self.geo {
+        if self.rejects_geo(ev, geo, true) {
             return Verdict::Filter;
         }
         if self.public_suffix_list
@@ -292,7 +320,7 @@ impl DnsFilters {
     /// dns v2 applies response-side filters (rcode, answer count, DNSSEC, qtype) to replies and
     /// query-side filters (qname, qname suffix, geo) to queries; a reply whose query was
     /// filtered is filtered through its transaction instead.
-    pub fn apply_v2(&self, ev: &DnsEvent<'_>) -> Verdict {
+    pub fn apply_v2(&self, ev: &DnsEvent<'_>, geo: &mut Geo) -> Verdict {
         if self.rejects_dnstap_type(ev) {
             return Verdict::Filter;
         }
@@ -327,7 +355,7 @@ impl DnsFilters {
             }
             return Verdict::Keep { suffix_len };
         }
-        if self.geo {
+        if self.rejects_geo(ev, geo, false) {
             return Verdict::Filter;
         }
         if !self.only_qnames.is_empty() {

@@ -10,9 +10,9 @@ use metrics::rate::Rate;
 
 use super::{DnsFilters, Verdict, qtype_text, rcode_text};
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
-use crate::event::{Direction, DnsEvent, L3Kind, L4Kind};
+use crate::event::{Direction, DnsEvent, Geo, L3Kind, L4Kind};
 use crate::export::Export;
-use crate::sketch::{self, TopIp, TopNames, TopU16, sec};
+use crate::sketch::{self, TopIp, TopLocations, TopNames, TopU16, sec};
 use crate::window::{Bucket, Window};
 
 const GROUPS: [&str; 9] = [
@@ -84,6 +84,8 @@ pub struct DnsV1Bucket {
     slow_out: TopNames,
     top_udp_ports: TopU16,
     top_query_ecs: TopIp,
+    top_geo_loc_ecs: TopLocations,
+    top_asn_ecs: TopNames,
     top_qname2: TopNames,
     top_qname3: TopNames,
     top_nxdomain: TopNames,
@@ -128,6 +130,8 @@ impl Bucket for DnsV1Bucket {
         self.slow_out.merge(&o.slow_out);
         self.top_udp_ports.merge(&o.top_udp_ports);
         self.top_query_ecs.merge(&o.top_query_ecs);
+        self.top_geo_loc_ecs.merge(&o.top_geo_loc_ecs);
+        self.top_asn_ecs.merge(&o.top_asn_ecs);
         self.top_qname2.merge(&o.top_qname2);
         self.top_qname3.merge(&o.top_qname3);
         self.top_nxdomain.merge(&o.top_nxdomain);
@@ -211,7 +215,7 @@ impl DnsV1 {
     }
 
     /// Processes one DNS message; returns whether it was accepted (for chained handlers).
-    pub fn on_dns(&mut self, ev: &DnsEvent<'_>) -> bool {
+    pub fn on_dns(&mut self, ev: &DnsEvent<'_>, geo: &mut Geo) -> bool {
         let predicate = self.filters.predicate_rejects(ev);
         if predicate {
             return false;
@@ -219,7 +223,7 @@ impl DnsV1 {
         let skip_predicates = ev.l4 == L4Kind::Udp;
         let g = self.g;
         let s = sec(ev.ts_ns);
-        let verdict = self.filters.apply(ev, skip_predicates);
+        let verdict = self.filters.apply(ev, skip_predicates, geo);
         let b = self.window.live();
         b.events += 1;
         b.rate_events.add(s, 1);
@@ -315,6 +319,14 @@ impl DnsV1 {
                     b.query_ecs += 1;
                 }
                 b.top_query_ecs.insert(ecs.addr, 1);
+                let mut buf = std::mem::take(&mut geo.buf);
+                if let Some(loc) = geo.location(ecs.addr) {
+                    b.top_geo_loc_ecs.insert(loc, &mut buf);
+                }
+                geo.buf = buf;
+                if let Some(asn) = geo.asn(ecs.addr) {
+                    b.top_asn_ecs.insert(asn.as_bytes(), 1);
+                }
             }
         }
         if g.xact {
@@ -533,6 +545,16 @@ impl DnsV1 {
                 &["top_query_ecs"],
                 "Top EDNS Client Subnet (ECS) observed in DNS queries",
                 b.top_query_ecs.export("ecs", w),
+            );
+            e.push(
+                &["top_geoLoc_ecs"],
+                "Top GeoIP ECS locations",
+                b.top_geo_loc_ecs.export("geo_loc", w),
+            );
+            e.push(
+                &["top_asn_ecs"],
+                "Top ASNs by ECS",
+                b.top_asn_ecs.export("asn", w),
             );
         }
         if has("top_qnames") {

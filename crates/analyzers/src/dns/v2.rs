@@ -11,10 +11,10 @@ use metrics::rate::Rate;
 
 use super::{DnsFilters, Verdict, qtype_text, rcode_text};
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
-use crate::event::{Direction, DnsEvent, L3Kind, L4Kind};
+use crate::event::{Direction, DnsEvent, Geo, L3Kind, L4Kind};
 use crate::export::{Export, Value};
 use crate::net::DIR_NAMES;
-use crate::sketch::{self, TopIp, TopNames, TopU16, sec};
+use crate::sketch::{self, TopIp, TopLocations, TopNames, TopU16, sec};
 use crate::window::{Bucket, Window};
 
 const GROUPS: [&str; 10] = [
@@ -78,6 +78,8 @@ pub struct V2Dir {
     qname_card: Cardinality,
     top_ports: TopU16,
     top_ecs: TopIp,
+    top_geo_loc_ecs: TopLocations,
+    top_asn_ecs: TopNames,
     top_nxdomain: TopNames,
     top_refused: TopNames,
     top_srvfail: TopNames,
@@ -116,6 +118,8 @@ impl V2Dir {
         self.qname_card.merge(&o.qname_card);
         self.top_ports.merge(&o.top_ports);
         self.top_ecs.merge(&o.top_ecs);
+        self.top_geo_loc_ecs.merge(&o.top_geo_loc_ecs);
+        self.top_asn_ecs.merge(&o.top_asn_ecs);
         self.top_nxdomain.merge(&o.top_nxdomain);
         self.top_refused.merge(&o.top_refused);
         self.top_srvfail.merge(&o.top_srvfail);
@@ -236,11 +240,11 @@ impl DnsV2 {
         }
     }
 
-    pub fn on_dns(&mut self, ev: &DnsEvent<'_>) -> bool {
+    pub fn on_dns(&mut self, ev: &DnsEvent<'_>, geo: &mut Geo) -> bool {
         let g = self.g;
         let m = ev.msg;
         let s = sec(ev.ts_ns);
-        let verdict = self.filters.apply_v2(ev);
+        let verdict = self.filters.apply_v2(ev, geo);
         let is_response = m.is_response();
         let key = XactKey {
             flow: ev.flow,
@@ -429,6 +433,14 @@ impl DnsV2 {
                 d.ecs += 1;
             }
             d.top_ecs.insert(ecs.addr, 1);
+            let mut buf = std::mem::take(&mut geo.buf);
+            if let Some(loc) = geo.location(ecs.addr) {
+                d.top_geo_loc_ecs.insert(loc, &mut buf);
+            }
+            geo.buf = buf;
+            if let Some(asn) = geo.asn(ecs.addr) {
+                d.top_asn_ecs.insert(asn.as_bytes(), 1);
+            }
         }
         true
     }
@@ -600,6 +612,18 @@ impl DnsV2 {
                     &["top_ecs_xacts"],
                     "Top EDNS Client Subnet (ECS) observed in DNS transactions",
                     d.top_ecs.export("ecs", w),
+                );
+                e.push_dir(
+                    dir,
+                    &["top_geo_loc_ecs_xacts"],
+                    "Top GeoIP ECS locations in transactions",
+                    d.top_geo_loc_ecs.export("geo_loc", w),
+                );
+                e.push_dir(
+                    dir,
+                    &["top_asn_ecs_xacts"],
+                    "Top ASNs by ECS in transactions",
+                    d.top_asn_ecs.export("asn", w),
                 );
             }
             if has("top_rcodes") {
