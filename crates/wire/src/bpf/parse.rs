@@ -580,24 +580,25 @@ impl<'a> Parser<'a> {
             ),
             Link::Ipv4Only => Cond::Const(ip4),
             Link::Ipv6Only => Cond::Const(ip6),
-            // libpcap compares with the compiling host's AF_INET / AF_INET6 (2 / 10 on
-            // Linux) in the file's byte order; the byte order is not known here, and both
-            // orders cannot be confused for these small values.
-            Link::Null if ip4 || ip6 => {
-                let af: u32 = if ip4 { 2 } else { 10 };
+            // The address family is 2 for IPv4 everywhere, while AF_INET6 differs between
+            // the BSDs (24, 28, 30); libpcap checks those three for capture files, in the
+            // file's byte order for NULL. The byte order is not known here, and the two
+            // orders of these small values cannot be confused.
+            Link::Null | Link::Loop if ip4 || ip6 => {
                 let w = Load::Abs {
                     size: op::W,
                     off: 0,
                 };
-                Cond::or(Cond::eq(w, af), Cond::eq(w, af.swap_bytes()))
+                let afs: &[u32] = if ip4 { &[2] } else { &[30, 24, 28] };
+                afs.iter().fold(Cond::Const(false), |c, &af| {
+                    let c = Cond::or(c, Cond::eq(w, af));
+                    if self.link == Link::Null {
+                        Cond::or(c, Cond::eq(w, af.swap_bytes()))
+                    } else {
+                        c
+                    }
+                })
             }
-            Link::Loop if ip4 || ip6 => Cond::eq(
-                Load::Abs {
-                    size: op::W,
-                    off: 0,
-                },
-                if ip4 { 2 } else { 10 },
-            ),
             _ => Cond::Const(false),
         }
     }
