@@ -232,6 +232,104 @@ impl Program {
     }
 }
 
+impl std::fmt::Display for Program {
+    /// Lists the program like `tcpdump -d` does, one instruction per line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, ins) in self.insns.iter().enumerate() {
+            let (name, arg) = disasm(ins);
+            write!(f, "({i:03}) {name:<8} {arg}")?;
+            if ins.code & 0x07 == op::JMP {
+                let next = i + 1;
+                if ins.code & 0xf0 == op::JA {
+                    write!(f, " -> {}", next + ins.k as usize)?;
+                } else {
+                    let pad = 17usize.saturating_sub(arg.len());
+                    write!(
+                        f,
+                        "{:pad$}jt {}\tjf {}",
+                        "",
+                        next + usize::from(ins.jt),
+                        next + usize::from(ins.jf)
+                    )?;
+                }
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mnemonic and operand of one instruction, in libpcap's notation.
+fn disasm(ins: &Insn) -> (&'static str, String) {
+    let k = ins.k;
+    let load_name = |code: u16| match code & 0x18 {
+        op::H => "ldh",
+        op::B => "ldb",
+        _ => "ld",
+    };
+    let src = |code: u16| {
+        if code & op::X != 0 {
+            "x".to_string()
+        } else {
+            format!("#{k:#x}")
+        }
+    };
+    match ins.code {
+        c if c & 0x07 == op::LD => match c & 0xe0 {
+            op::ABS => (load_name(c), format!("[{k}]")),
+            op::IND => (load_name(c), format!("[x + {k}]")),
+            op::MEM => ("ld", format!("M[{k}]")),
+            op::LEN => ("ld", "#pktlen".into()),
+            _ => ("ld", format!("#{k:#x}")),
+        },
+        c if c & 0x07 == op::LDX => match c & 0xe0 {
+            op::MSH => ("ldxb", format!("4*([{k}]&0xf)")),
+            op::MEM => ("ldx", format!("M[{k}]")),
+            op::LEN => ("ldx", "#pktlen".into()),
+            _ => ("ldx", format!("#{k:#x}")),
+        },
+        c if c & 0x07 == op::ST => ("st", format!("M[{k}]")),
+        c if c & 0x07 == op::STX => ("stx", format!("M[{k}]")),
+        c if c & 0x07 == op::ALU => {
+            let name = match c & 0xf0 {
+                op::ADD => "add",
+                op::SUB => "sub",
+                op::MUL => "mul",
+                op::DIV => "div",
+                op::MOD => "mod",
+                op::OR => "or",
+                op::AND => "and",
+                op::XOR => "xor",
+                op::LSH => "lsh",
+                op::RSH => "rsh",
+                _ => return ("neg", String::new()),
+            };
+            (name, src(c))
+        }
+        c if c & 0x07 == op::JMP => {
+            let name = match c & 0xf0 {
+                op::JA => return ("ja", String::new()),
+                op::JEQ => "jeq",
+                op::JGT => "jgt",
+                op::JGE => "jge",
+                _ => "jset",
+            };
+            (name, src(c))
+        }
+        c if c & 0x07 == op::RET => {
+            if c & 0x18 == op::A {
+                ("ret", "a".into())
+            } else {
+                ("ret", format!("#{k}"))
+            }
+        }
+        c => (
+            if c & 0xf8 == op::TXA { "txa" } else { "tax" },
+            String::new(),
+        ),
+    }
+}
+
 /// Reads `size` bytes (1, 2 or 4) big-endian at `off`, or `None` past the end.
 fn load(packet: &[u8], off: u64, size: u16) -> Option<u32> {
     let start = usize::try_from(off).ok()?;
@@ -594,6 +692,24 @@ mod tests {
             Insn::stmt(MISC | TXA, 0),
         ]);
         assert_eq!(p.run(&[], 0), 3);
+    }
+
+    #[test]
+    fn listing_looks_like_tcpdump() {
+        let p = Program::compile("ip", LinkType::Ethernet).unwrap();
+        assert_eq!(
+            p.to_string(),
+            "(000) ldh      [12]\n\
+             (001) jeq      #0x800           jt 2\tjf 3\n\
+             (002) ret      #262144\n\
+             (003) ret      #0\n"
+        );
+        let p = Program::compile("tcp port 80", LinkType::Ethernet).unwrap();
+        let text = p.to_string();
+        assert!(text.contains("ldxb     4*([14]&0xf)"), "{text}");
+        assert!(text.contains("ldh      [x + 14]"), "{text}");
+        assert!(text.contains("jset     #0x1fff"), "{text}");
+        assert_eq!(text.lines().count(), p.insns().len());
     }
 
     #[test]
