@@ -214,6 +214,19 @@ impl Program {
         Ok(Program { insns })
     }
 
+    /// Whether the program rejects every frame without looking at it (`arp` on a raw IP
+    /// link, `ip and ip6`); tcpdump refuses such expressions, a caller may want to warn.
+    pub fn rejects_all(&self) -> bool {
+        matches!(
+            self.insns.as_slice(),
+            [Insn {
+                code: 0x06,
+                k: 0,
+                ..
+            }]
+        )
+    }
+
     /// The instructions, ready to be handed to `SO_ATTACH_FILTER`.
     pub fn insns(&self) -> &[Insn] {
         &self.insns
@@ -710,6 +723,22 @@ mod tests {
         assert!(text.contains("ldh      [x + 14]"), "{text}");
         assert!(text.contains("jset     #0x1fff"), "{text}");
         assert_eq!(text.lines().count(), p.insns().len());
+    }
+
+    #[test]
+    fn rejects_all_is_reported() {
+        assert!(
+            Program::compile("arp", LinkType::Raw)
+                .unwrap()
+                .rejects_all()
+        );
+        assert!(
+            Program::compile("ip and ip6", LinkType::Ipv4)
+                .unwrap()
+                .rejects_all()
+        );
+        assert!(!Program::compile("ip", LinkType::Raw).unwrap().rejects_all());
+        assert!(!Program::compile("", LinkType::Raw).unwrap().rejects_all());
     }
 
     #[test]

@@ -115,6 +115,18 @@ const EXPRS: &[&str] = &[
     "vlan and ip6",
     "not vlan",
     "ip[0] = 0x45",
+    "src and dst net 10.0.0.0/8",
+    "ip6 src net 2001::/16 or ip6 dst net 2a00::/8",
+    "udp src or dst port 53",
+    "greater 1000 or less 60",
+    "not ip and not ip6",
+    "icmp or icmp6",
+    "port 0x35 or port 0443",
+    "portrange 53-53",
+    "ip proto \\udp",
+    "rarp or arp",
+    "tcp dst port 80 or 443 or 8080",
+    "! (udp || tcp) && ip",
 ];
 
 /// The matching frames as (wire length, bytes), in order.
