@@ -4,6 +4,7 @@
 //! every malformed byte sequence is a typed error or a flagged value, which callers count.
 //! Decoded values borrow from the caller's buffer.
 
+pub mod bpf;
 pub mod capture;
 pub mod dns;
 pub mod dnstap;
