@@ -36,6 +36,9 @@ pub enum InputKind {
 pub struct ReadConfig {
     pub files: Vec<PathBuf>,
     pub input: InputKind,
+    /// A packet filter in tcpdump syntax; frames it rejects are not seen at all (as with a
+    /// capture filter), so they neither count nor move time.
+    pub bpf: Option<String>,
     /// One pipeline per worker, all built from the same policies (their number sets the
     /// number of workers).
     pub pipelines: Vec<Pipeline>,
@@ -64,6 +67,8 @@ pub struct ReadStats {
     pub truncated: Vec<(String, u64)>,
     pub fragments: u64,
     pub reassembled: u64,
+    /// Frames the packet filter rejected.
+    pub filtered_out: u64,
 }
 
 /// The outcome of a run: every worker's summaries merged, and the period table.
@@ -81,6 +86,8 @@ pub enum ReadError {
     Input(#[from] InputError),
     #[error(transparent)]
     Dnstap(#[from] inputs::dnstap_file::DnstapFileError),
+    #[error("bad packet filter: {0}")]
+    Filter(String),
     #[error("a worker thread failed: {0}")]
     Worker(String),
 }
@@ -110,6 +117,17 @@ enum Msg {
 
 /// Runs the whole offline pipeline; `progress` is called from this thread now and then.
 pub fn run(cfg: ReadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<ReadResult, ReadError> {
+    if let Some(expr) = &cfg.bpf {
+        // Syntax errors surface before any input is read.
+        if let Err(e) = wire::bpf::Program::compile(expr, LinkType::Ethernet) {
+            return Err(ReadError::Filter(e.to_string()));
+        }
+        if cfg.input != InputKind::Pcap {
+            return Err(ReadError::Filter(
+                "packet filters apply to packet captures only".into(),
+            ));
+        }
+    }
     let mut pipelines = cfg.pipelines;
     if pipelines.is_empty() {
         return Err(ReadError::Worker("no pipeline to run".into()));
@@ -137,6 +155,8 @@ pub fn run(cfg: ReadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<ReadR
         free_rx,
         stats: ReadStats::default(),
         frag_data: Vec::new(),
+        bpf: cfg.bpf.clone(),
+        programs: Vec::new(),
     };
     let result = match cfg.input {
         InputKind::Pcap => reader.read_all(&cfg.files, progress),
@@ -186,6 +206,9 @@ struct Reader {
     stats: ReadStats,
     /// Scratch buffer for one fragment's data.
     frag_data: Vec<u8>,
+    /// The packet filter's text and its programs, compiled per link type on first use.
+    bpf: Option<String>,
+    programs: Vec<(LinkType, wire::bpf::Program)>,
 }
 
 impl Reader {
@@ -201,6 +224,10 @@ impl Reader {
             let mut since_report = 0u32;
             while let Some(rec) = file.next_record()? {
                 let (ts, link, orig_len) = (rec.ts_ns, rec.link, rec.orig_len);
+                if self.bpf.is_some() && !self.passes_filter(link, rec.data, orig_len)? {
+                    self.stats.filtered_out += 1;
+                    continue;
+                }
                 // Copy the record out of the file buffer: the decoder borrows from it.
                 self.push_frame(ts, link, orig_len, rec.data);
                 since_report += 1;
@@ -226,6 +253,26 @@ impl Reader {
             });
         }
         Ok(())
+    }
+
+    /// Runs the packet filter for `link`, compiling it on first use of that link type.
+    fn passes_filter(
+        &mut self,
+        link: LinkType,
+        frame: &[u8],
+        wire_len: u32,
+    ) -> Result<bool, ReadError> {
+        let idx = match self.programs.iter().position(|(l, _)| *l == link) {
+            Some(i) => i,
+            None => {
+                let expr = self.bpf.as_deref().unwrap_or_default();
+                let program = wire::bpf::Program::compile(expr, link)
+                    .map_err(|e| ReadError::Filter(format!("{e} (link type {})", link.number())))?;
+                self.programs.push((link, program));
+                self.programs.len() - 1
+            }
+        };
+        Ok(self.programs[idx].1.matches(frame, wire_len))
     }
 
     fn read_dnstap(

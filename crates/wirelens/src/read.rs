@@ -229,9 +229,6 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
             format!("{other:?}").to_lowercase()
         ),
     };
-    if args.bpf.is_some() {
-        bail!("-b/--bpf is not supported by this build yet");
-    }
     let host = match &args.host_spec {
         Some(s) => HostSpec::parse(s).context("bad --host-spec")?,
         None => HostSpec::default(),
@@ -289,6 +286,7 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
     let cfg = ReadConfig {
         files: args.files.clone(),
         input,
+        bpf: args.bpf.clone(),
         pipelines,
         defrag: DefragConfig {
             max_datagrams: args.max_fragments,
@@ -334,7 +332,8 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
 
 /// The period sequence numbers merged for output: the `n` most recent.
 fn recent(result: &ReadResult, n: u8) -> Vec<u32> {
-    let total = result.periods.len() as u32;
+    // An input without events still has its (empty) first period: handlers report zeros.
+    let total = (result.periods.len() as u32).max(1);
     let first = total.saturating_sub(u32::from(n));
     (first..total).rev().collect()
 }

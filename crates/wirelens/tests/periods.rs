@@ -156,3 +156,28 @@ fn prometheus_output_uses_pktvisor_names() {
     }
     assert!(seen.len() > 30);
 }
+
+#[test]
+fn packet_filter_drops_frames_before_counting() {
+    let Some(f) = fixture("dns_udp_tcp_random.pcap") else {
+        return;
+    };
+    let f = f.to_str().unwrap();
+    // tcpdump -r dns_udp_tcp_random.pcap udp | wc -l → 2971; tcp → 13176.
+    for (expr, packets, dns) in [
+        ("udp", 2971, 2971),
+        ("tcp", 13176, 2880),
+        ("host 8.8.8.8 and udp", 2971, 2971),
+    ] {
+        let v: Value = serde_json::from_str(&read(&["--periods", "1", "-b", expr, f])).unwrap();
+        assert_eq!(v["1m"]["packets"]["total"], packets, "{expr}");
+        assert_eq!(v["1m"]["dns"]["wire_packets"]["total"], dns, "{expr}");
+    }
+    // Nothing passes: every handler still reports, with zeros.
+    let v: Value = serde_json::from_str(&read(&["--periods", "1", "-b", "arp", f])).unwrap();
+    assert_eq!(v["1m"]["packets"]["total"], 0);
+    assert_eq!(v["1m"]["dns"]["wire_packets"]["total"], 0);
+    let a = wirelens::read::parse_args(["-b", "port 53 and (", f]).unwrap();
+    let e = format!("{:#}", wirelens::read::summarize(&a).unwrap_err());
+    assert!(e.contains("bad packet filter: syntax error at 13"), "{e}");
+}
