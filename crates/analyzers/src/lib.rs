@@ -9,6 +9,7 @@ pub mod config;
 pub mod dns;
 pub mod event;
 pub mod export;
+pub mod fuzzing;
 pub mod net;
 pub mod pcap;
 pub mod pipeline;
