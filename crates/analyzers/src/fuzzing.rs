@@ -174,7 +174,7 @@ impl Driver {
     }
 
     /// Exports every handler over every kept period and checks what must hold.
-    fn finish(&self) -> Vec<Export> {
+    fn finish(&self) -> Vec<(&'static str, Export)> {
         assert_eq!(self.pipeline.stats.packets, self.fed, "packets counted");
         let last = self.period.map_or(0, |(_, s)| s);
         let seqs: Vec<u32> = (last.saturating_sub(2)..=last).rev().collect();
@@ -184,7 +184,7 @@ impl Driver {
                 // One merged export covers the merge and export code; exporting single periods
                 // as well would triple the cost of each run for little new coverage.
                 if let Some(e) = h.export(&seqs) {
-                    out.push(e);
+                    out.push((h.schema(), e));
                 }
             }
         }
@@ -199,9 +199,9 @@ impl Driver {
 /// of the first byte are all set); odd means the rest is a frame sequence, each frame
 /// `[link selector, time step, length, bytes...]` (link from a fixed list; time advancing by
 /// the step in hundredths of a second, or by 61 s when its top bit is set; at most 255 bytes
-/// per frame). Must never panic or loop whatever the
-/// input; returns the exports so tests can look at them.
-pub fn fuzz_pipeline(data: &[u8]) -> Vec<Export> {
+/// per frame). Must never panic or loop whatever the input; returns every handler's schema
+/// key and export so callers can render and check them.
+pub fn fuzz_pipeline(data: &[u8]) -> Vec<(&'static str, Export)> {
     let mut driver = Driver::new();
     let Some((&mode, rest)) = data.split_first() else {
         return driver.finish();
@@ -298,13 +298,14 @@ mod tests {
     }
 
     /// The first integer metric whose JSON path is `path`, over all exports.
-    fn int(exports: &[Export], path: &[&str]) -> Option<u64> {
-        exports.iter().flat_map(|e| e.metrics.iter()).find_map(|m| {
-            match (&m.value, m.json_path.as_slice() == path) {
+    fn int(exports: &[(&str, Export)], path: &[&str]) -> Option<u64> {
+        exports
+            .iter()
+            .flat_map(|(_, e)| e.metrics.iter())
+            .find_map(|m| match (&m.value, m.json_path.as_slice() == path) {
                 (Value::Int(v), true) => Some(*v),
                 _ => None,
-            }
-        })
+            })
     }
 
     #[test]
