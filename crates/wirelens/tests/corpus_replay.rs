@@ -196,6 +196,9 @@ fn every_shared_file_is_summarized_or_refused_by_name() {
             Outcome::Err(msg) => {
                 *by_magic.entry((m, "error")).or_default() += 1;
                 *errors.entry(error_kind(&msg)).or_default() += 1;
+                if m != Magic::Other {
+                    eprintln!("  note: refused despite a capture magic: {msg}");
+                }
                 let full = path.display().to_string();
                 let base = path
                     .file_name()
