@@ -186,13 +186,14 @@ fn unanswered_query_flood_is_counted_exactly_in_bounded_memory() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let elapsed = started.elapsed();
+    let out = reader.join().expect("reader thread").expect("stdout read");
+    let err = err_reader.join().expect("stderr thread");
+    // Checked before the writer's result: a failing binary closes its stdin early.
+    assert!(status.success(), "wirelens failed ({status}): {err}");
     let written = writer
         .join()
         .expect("writer thread")
         .expect("capture written to wirelens");
-    let out = reader.join().expect("reader thread").expect("stdout read");
-    let err = err_reader.join().expect("stderr thread");
-    assert!(status.success(), "wirelens failed ({status}): {err}");
 
     let rss_kib = if gnu_time.exists() {
         let text = std::fs::read_to_string(&time_out).expect("time output");
