@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let text = prom.render();
     // Every sample line is `name{labels} value` or `name value`: never an empty name.
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         assert!(
             line.split(' ').count() >= 2 && !line.starts_with(' '),
             "bad Prometheus line: {line}"
