@@ -77,6 +77,10 @@ pub struct ReadArgs {
     /// Most TCP connections tracked for stream reassembly, per worker.
     #[arg(long, default_value_t = 100_000)]
     max_tcp_connections: usize,
+    /// Most bytes buffered for one direction of one TCP stream (one DNS message is at most
+    /// 65,535 bytes plus its 2-byte length).
+    #[arg(long, default_value_t = 65_537)]
+    max_tcp_stream_bytes: usize,
     /// Most bytes buffered for TCP reassembly, per worker.
     #[arg(long, default_value_t = 64 << 20)]
     max_tcp_bytes: usize,
@@ -242,6 +246,7 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         tcp: flow::tcp::TcpConfig {
             max_connections: args.max_tcp_connections,
             max_total_bytes: args.max_tcp_bytes,
+            max_buffer_per_direction: args.max_tcp_stream_bytes,
             ..Default::default()
         },
         max_open_xacts: args.max_open_xacts,
