@@ -12,6 +12,7 @@ use flow::defrag::{DefragConfig, Defragmenter, FragKey};
 use inputs::file::{CaptureFile, InputError};
 use thiserror::Error;
 use wire::capture::LinkType;
+use wire::packet::Detached;
 
 use crate::period::PeriodClock;
 
@@ -82,6 +83,9 @@ struct Rec {
     mode: Mode,
     /// Symmetric flow hash computed by the reader (0 for undecodable frames).
     flow: u64,
+    /// The reader's decode of the frame, re-attached to the copy by the worker (decoding
+    /// once instead of twice); `None` when the worker must decode.
+    pkt: Option<Detached>,
 }
 
 #[derive(Default)]
@@ -239,53 +243,82 @@ impl Reader {
                         .insert(key, header, frag.offset, frag.more, pkt.ip_payload, ts_ns)
                         .map(<[u8]>::to_vec);
                     // The fragment itself counts as a packet.
-                    self.enqueue(flow, ts_ns, link, frame_len, data, Mode::PacketOnly);
+                    self.enqueue(
+                        data,
+                        Rec {
+                            off: 0,
+                            len: 0,
+                            orig_len: frame_len,
+                            ts_ns,
+                            link,
+                            mode: Mode::PacketOnly,
+                            flow,
+                            pkt: None,
+                        },
+                    );
                     if let Some(d) = datagram {
                         self.stats.reassembled += 1;
                         let flow =
                             wire::packet::decode_ip(&d).map_or(flow, |p| wire::hash::flow_hash(&p));
                         self.enqueue(
-                            flow,
-                            ts_ns,
-                            LinkType::Raw,
-                            d.len() as u32,
                             &d,
-                            Mode::AppOnly,
+                            Rec {
+                                off: 0,
+                                len: 0,
+                                orig_len: d.len() as u32,
+                                ts_ns,
+                                link: LinkType::Raw,
+                                mode: Mode::AppOnly,
+                                flow,
+                                pkt: None,
+                            },
                         );
                     }
                 } else {
-                    self.enqueue(flow, ts_ns, link, frame_len, data, Mode::Full);
+                    let detached = pkt.detach(data);
+                    self.enqueue(
+                        data,
+                        Rec {
+                            off: 0,
+                            len: 0,
+                            orig_len: frame_len,
+                            ts_ns,
+                            link,
+                            mode: Mode::Full,
+                            flow,
+                            pkt: detached,
+                        },
+                    );
                 }
             }
             Err(e) => {
                 *self.stats.decode_errors.entry(e.reason()).or_insert(0) += 1;
-                self.enqueue(0, ts_ns, link, frame_len, data, Mode::Full);
+                self.enqueue(
+                    data,
+                    Rec {
+                        off: 0,
+                        len: 0,
+                        orig_len: frame_len,
+                        ts_ns,
+                        link,
+                        mode: Mode::Full,
+                        flow: 0,
+                        pkt: None,
+                    },
+                );
             }
         }
     }
 
-    fn enqueue(
-        &mut self,
-        flow: u64,
-        ts_ns: u64,
-        link: LinkType,
-        orig_len: u32,
-        data: &[u8],
-        mode: Mode,
-    ) {
-        let w = (flow % self.senders.len() as u64) as usize;
+    /// Appends a copy of `data` and its record (`off` and `len` are filled in here) to the
+    /// batch of the record's worker.
+    fn enqueue(&mut self, data: &[u8], mut rec: Rec) {
+        let w = (rec.flow % self.senders.len() as u64) as usize;
         let batch = &mut self.pending[w];
-        let off = batch.data.len() as u32;
+        rec.off = batch.data.len() as u32;
+        rec.len = data.len() as u32;
         batch.data.extend_from_slice(data);
-        batch.recs.push(Rec {
-            off,
-            len: data.len() as u32,
-            orig_len,
-            ts_ns,
-            link,
-            mode,
-            flow,
-        });
+        batch.recs.push(rec);
         if batch.recs.len() >= BATCH_RECORDS || batch.data.len() >= BATCH_BYTES {
             self.flush(w);
         }
@@ -317,7 +350,9 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                         .data
                         .get(r.off as usize..(r.off + r.len) as usize)
                         .unwrap_or(&[]);
-                    let decoded = if r.mode == Mode::AppOnly {
+                    let decoded = if let Some(d) = &r.pkt {
+                        Ok(d.attach(bytes))
+                    } else if r.mode == Mode::AppOnly {
                         wire::packet::decode_ip(bytes)
                     } else {
                         wire::packet::decode(r.link, bytes)
