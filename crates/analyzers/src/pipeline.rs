@@ -236,6 +236,10 @@ pub struct Pipeline {
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
     pub(crate) geo: Geo,
+    /// Reused buffers for the lower-cased question name (UDP message, TCP messages): a
+    /// fresh `NameBuf` per packet would zero a kilobyte every time.
+    name: Box<NameBuf>,
+    tcp_name: Box<NameBuf>,
 }
 
 /// How a record takes part in processing.
@@ -293,6 +297,8 @@ impl Pipeline {
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
+            name: Box::default(),
+            tcp_name: Box::default(),
         }
     }
 
@@ -379,7 +385,7 @@ impl Pipeline {
         };
 
         // DNS over UDP: decode the message once for every handler.
-        let mut name = NameBuf::new();
+        let name = &mut *self.name;
         let parsed = match (metric_port, l4) {
             (Some(_), L4Kind::Udp) => match wire::dns::parse(pkt.payload) {
                 Ok(m) => Some(m),
@@ -390,7 +396,7 @@ impl Pipeline {
             },
             _ => None,
         };
-        let qname = parsed.as_ref().and_then(|m| lower_qname(m, &mut name));
+        let qname = parsed.as_ref().and_then(|m| lower_qname(m, name));
         let dns_ev = parsed.as_ref().map(|msg| DnsEvent {
             ts_ns,
             dir: dns_dir,
@@ -427,6 +433,7 @@ impl Pipeline {
             let policies = &mut self.policies;
             let stats = &mut self.stats;
             let geo = &mut self.geo;
+            let name = &mut *self.tcp_name;
             self.tcp.segment(
                 src,
                 pkt.src_port,
@@ -442,8 +449,7 @@ impl Pipeline {
                         stats.dns_malformed += 1;
                         return;
                     };
-                    let mut name = NameBuf::new();
-                    let qname = lower_qname(&msg, &mut name);
+                    let qname = lower_qname(&msg, name);
                     let dev = DnsEvent {
                         ts_ns,
                         dir: dns_dir,

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use metrics::dense::DenseCounts;
 use metrics::quantiles::Quantiles;
 use metrics::rate::Rate;
 use metrics::topn::TopN;
@@ -72,14 +73,15 @@ impl TopLocations {
     }
 }
 
-/// Top-N over 16-bit keys (ports, qtypes, rcodes), rendered by `render`.
+/// Top-N over 16-bit keys (ports, qtypes, rcodes), rendered by `render`. Counted exactly
+/// in a dense table: the key domain is small, so exact counts cost less than a sketch.
 #[derive(Clone, Default)]
-pub struct TopU16(TopN<u16>);
+pub struct TopU16(DenseCounts);
 
 impl TopU16 {
     #[inline]
     pub fn insert(&mut self, key: u16, weight: u64) {
-        self.0.insert(&key, weight);
+        self.0.add(key, weight);
     }
     pub fn merge(&mut self, other: &Self) {
         self.0.merge(&other.0);

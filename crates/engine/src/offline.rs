@@ -12,6 +12,7 @@ use flow::defrag::{DefragConfig, Defragmenter, FragKey};
 use inputs::file::{CaptureFile, InputError};
 use thiserror::Error;
 use wire::capture::LinkType;
+use wire::packet::Detached;
 
 use crate::period::PeriodClock;
 
@@ -102,6 +103,9 @@ struct Rec {
     mode: Mode,
     /// Symmetric flow hash computed by the reader (0 for undecodable frames).
     flow: u64,
+    /// The reader's decode of the frame, re-attached to the copy by the worker (decoding
+    /// once instead of twice); `None` when the worker must decode.
+    pkt: Option<Detached>,
 }
 
 #[derive(Default)]
@@ -255,6 +259,125 @@ impl Reader {
         Ok(())
     }
 
+    fn push_frame(&mut self, ts_ns: u64, link: LinkType, orig_len: u32, data: &[u8]) {
+        self.stats.records += 1;
+        let before = self.clock.current();
+        let seq = self.clock.observe(ts_ns);
+        if seq != before {
+            self.flush_all();
+            for tx in &self.senders {
+                let _ = tx.send(Msg::Rotate { seq, ts_ns });
+            }
+            self.defrag.expire(ts_ns);
+        }
+        let frame_len = orig_len.max(data.len() as u32);
+        match wire::packet::decode(link, data) {
+            Ok(pkt) => {
+                let flow = wire::hash::flow_hash(&pkt);
+                if let Some(frag) = pkt.fragment {
+                    self.stats.fragments += 1;
+                    let datagram = self.reassemble(&pkt, frag, ts_ns);
+                    // The fragment itself counts as a packet.
+                    self.enqueue(
+                        data,
+                        Rec {
+                            off: 0,
+                            len: 0,
+                            orig_len: frame_len,
+                            ts_ns,
+                            link,
+                            mode: Mode::PacketOnly,
+                            flow,
+                            pkt: None,
+                        },
+                    );
+                    if let Some(d) = datagram {
+                        self.stats.reassembled += 1;
+                        let flow =
+                            wire::packet::decode_ip(&d).map_or(flow, |p| wire::hash::flow_hash(&p));
+                        self.enqueue(
+                            &d,
+                            Rec {
+                                off: 0,
+                                len: 0,
+                                orig_len: d.len() as u32,
+                                ts_ns,
+                                link: LinkType::Raw,
+                                mode: Mode::AppOnly,
+                                flow,
+                                pkt: None,
+                            },
+                        );
+                    }
+                } else {
+                    let detached = pkt.detach(data);
+                    self.enqueue(
+                        data,
+                        Rec {
+                            off: 0,
+                            len: 0,
+                            orig_len: frame_len,
+                            ts_ns,
+                            link,
+                            mode: Mode::Full,
+                            flow,
+                            pkt: detached,
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                *self.stats.decode_errors.entry(e.reason()).or_insert(0) += 1;
+                self.enqueue(
+                    data,
+                    Rec {
+                        off: 0,
+                        len: 0,
+                        orig_len: frame_len,
+                        ts_ns,
+                        link,
+                        mode: Mode::Full,
+                        flow: 0,
+                        pkt: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Feeds one fragment to the defragmenter; returns the whole datagram when it completes.
+    fn reassemble(
+        &mut self,
+        pkt: &wire::packet::Packet<'_>,
+        frag: wire::packet::Fragment,
+        ts_ns: u64,
+    ) -> Option<Vec<u8>> {
+        let (header, proto) = if pkt.l3 == wire::packet::L3::Ipv6 {
+            // IPv6: the unfragmentable part is the header; everything after the Fragment
+            // header (later extension headers of a first fragment included) is fragment data.
+            let (at, next) = wire::packet::ipv6_fragment_header(pkt.ip_header)?;
+            self.frag_data.clear();
+            self.frag_data
+                .extend_from_slice(pkt.ip_header.get(at + 8..).unwrap_or_default());
+            self.frag_data.extend_from_slice(pkt.ip_payload);
+            (pkt.ip_header.get(..at)?, next)
+        } else {
+            self.frag_data.clear();
+            self.frag_data.extend_from_slice(pkt.ip_payload);
+            (pkt.ip_header, pkt.ip_proto)
+        };
+        let key = FragKey {
+            src: pkt.src,
+            dst: pkt.dst,
+            id: frag.id,
+            proto,
+            vlan: pkt.vlan,
+        };
+        self.defrag
+            .insert(key, header, frag.offset, frag.more, &self.frag_data, ts_ns)
+            .map(<[u8]>::to_vec)
+    }
+
     /// Runs the packet filter for `link`, compiling it on first use of that link type.
     fn passes_filter(
         &mut self,
@@ -303,7 +426,19 @@ impl Reader {
                     }
                 }
                 let len = payload.len() as u32;
-                self.enqueue(flow, ts, LinkType::Other(0), len, payload, Mode::Dnstap);
+                self.enqueue(
+                    payload,
+                    Rec {
+                        off: 0,
+                        len: 0,
+                        orig_len: len,
+                        ts_ns: ts,
+                        link: LinkType::Other(0),
+                        mode: Mode::Dnstap,
+                        flow,
+                        pkt: None,
+                    },
+                );
             }
             self.stats.bytes += file.bytes_read();
             if let Some(off) = file.truncated_at() {
@@ -319,105 +454,15 @@ impl Reader {
         Ok(())
     }
 
-    fn push_frame(&mut self, ts_ns: u64, link: LinkType, orig_len: u32, data: &[u8]) {
-        self.stats.records += 1;
-        let before = self.clock.current();
-        let seq = self.clock.observe(ts_ns);
-        if seq != before {
-            self.flush_all();
-            for tx in &self.senders {
-                let _ = tx.send(Msg::Rotate { seq, ts_ns });
-            }
-            self.defrag.expire(ts_ns);
-        }
-        let frame_len = orig_len.max(data.len() as u32);
-        match wire::packet::decode(link, data) {
-            Ok(pkt) => {
-                let flow = wire::hash::flow_hash(&pkt);
-                if let Some(frag) = pkt.fragment {
-                    self.stats.fragments += 1;
-                    let datagram = self.reassemble(&pkt, frag, ts_ns);
-                    // The fragment itself counts as a packet.
-                    self.enqueue(flow, ts_ns, link, frame_len, data, Mode::PacketOnly);
-                    if let Some(d) = datagram {
-                        self.stats.reassembled += 1;
-                        let flow =
-                            wire::packet::decode_ip(&d).map_or(flow, |p| wire::hash::flow_hash(&p));
-                        self.enqueue(
-                            flow,
-                            ts_ns,
-                            LinkType::Raw,
-                            d.len() as u32,
-                            &d,
-                            Mode::AppOnly,
-                        );
-                    }
-                } else {
-                    self.enqueue(flow, ts_ns, link, frame_len, data, Mode::Full);
-                }
-            }
-            Err(e) => {
-                *self.stats.decode_errors.entry(e.reason()).or_insert(0) += 1;
-                self.enqueue(0, ts_ns, link, frame_len, data, Mode::Full);
-            }
-        }
-    }
-
-    /// Feeds one fragment to the defragmenter; returns the whole datagram when it completes.
-    fn reassemble(
-        &mut self,
-        pkt: &wire::packet::Packet<'_>,
-        frag: wire::packet::Fragment,
-        ts_ns: u64,
-    ) -> Option<Vec<u8>> {
-        let (header, proto) = if pkt.l3 == wire::packet::L3::Ipv6 {
-            // IPv6: the unfragmentable part is the header; everything after the Fragment
-            // header (later extension headers of a first fragment included) is fragment data.
-            let (at, next) = wire::packet::ipv6_fragment_header(pkt.ip_header)?;
-            self.frag_data.clear();
-            self.frag_data
-                .extend_from_slice(pkt.ip_header.get(at + 8..).unwrap_or_default());
-            self.frag_data.extend_from_slice(pkt.ip_payload);
-            (pkt.ip_header.get(..at)?, next)
-        } else {
-            self.frag_data.clear();
-            self.frag_data.extend_from_slice(pkt.ip_payload);
-            (pkt.ip_header, pkt.ip_proto)
-        };
-        let key = FragKey {
-            src: pkt.src,
-            dst: pkt.dst,
-            id: frag.id,
-            proto,
-            vlan: pkt.vlan,
-        };
-        self.defrag
-            .insert(key, header, frag.offset, frag.more, &self.frag_data, ts_ns)
-            .map(<[u8]>::to_vec)
-    }
-
-    fn enqueue(
-        &mut self,
-        flow: u64,
-        ts_ns: u64,
-        link: LinkType,
-        orig_len: u32,
-        data: &[u8],
-        mode: Mode,
-    ) {
-        let w = (flow % self.senders.len() as u64) as usize;
+    /// Appends a copy of `data` and its record (`off` and `len` are filled in here) to the
+    /// batch of the record's worker.
+    fn enqueue(&mut self, data: &[u8], mut rec: Rec) {
+        let w = (rec.flow % self.senders.len() as u64) as usize;
         let batch = &mut self.pending[w];
-        let off = batch.data.len() as u32;
+        rec.off = batch.data.len() as u32;
+        rec.len = data.len() as u32;
         batch.data.extend_from_slice(data);
-        batch.recs.push(Rec {
-            off,
-            len: data.len() as u32,
-            orig_len,
-            ts_ns,
-            link,
-            mode,
-            flow,
-        });
+        batch.recs.push(rec);
         if batch.recs.len() >= BATCH_RECORDS || batch.data.len() >= BATCH_BYTES {
             self.flush(w);
         }
@@ -453,7 +498,9 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                         pipeline.process_dnstap(bytes, r.ts_ns, r.flow);
                         continue;
                     }
-                    let decoded = if r.mode == Mode::AppOnly {
+                    let decoded = if let Some(d) = &r.pkt {
+                        Ok(d.attach(bytes))
+                    } else if r.mode == Mode::AppOnly {
                         wire::packet::decode_ip(bytes)
                     } else {
                         wire::packet::decode(r.link, bytes)

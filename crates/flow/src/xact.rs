@@ -27,6 +27,7 @@ use core::mem::size_of;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 /// Identifies one transaction: the symmetric flow hash (both directions give the same value; 0
 /// when the source has no flow) and the protocol's message ID.
@@ -148,6 +149,20 @@ impl XactTable {
     /// Opens a transaction. Returns false (and counts `refused_cap`) when the table is full and
     /// the key is not already open; a key already open is replaced (counted).
     pub fn start(&mut self, key: XactKey, pending: Pending) -> bool {
+        // Common case, room left: one hash and one probe for both "replace" and "insert".
+        if self.map.len() < self.cfg.max_open {
+            match self.map.entry(key) {
+                Entry::Occupied(mut o) => {
+                    *o.get_mut() = pending;
+                    self.stats.replaced += 1;
+                }
+                Entry::Vacant(v) => {
+                    v.insert(pending);
+                }
+            }
+            self.stats.started += 1;
+            return true;
+        }
         if let Some(slot) = self.map.get_mut(&key) {
             *slot = pending;
             self.stats.started += 1;

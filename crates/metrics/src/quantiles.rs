@@ -91,7 +91,11 @@ impl Quantiles {
             return;
         }
         let idx = bucket_index(v);
-        self.ensure_range(idx, idx);
+        // Checked here so the common case (bucket already allocated) needs no call.
+        let len = self.counts.len();
+        if !(len > 0 && idx >= self.base && idx < self.base + len) {
+            self.ensure_range(idx, idx);
+        }
         if let Some(c) = self.counts.get_mut(idx.wrapping_sub(self.base)) {
             *c = c.saturating_add(n);
         }

@@ -64,7 +64,23 @@ impl Rate {
 
     /// Adds `n` events at absolute second `second`. `n == 0` still marks the second as seen
     /// (extending the span), which lets a caller record idle seconds.
+    #[inline]
     pub fn add(&mut self, second: u64, n: u64) {
+        // Fast path: almost every event falls in the latest second seen.
+        let len = self.counts.len() as u64;
+        if len > 0
+            && second == self.first.saturating_add(len - 1)
+            && let Some(c) = self.counts.back_mut()
+        {
+            *c = c.saturating_add(n);
+            return;
+        }
+        self.add_slow(second, n);
+    }
+
+    /// Every case but "the latest second again": kept out of line so `add` inlines small.
+    #[inline(never)]
+    fn add_slow(&mut self, second: u64, n: u64) {
         let len = self.counts.len() as u64;
         if len == 0 {
             self.first = second;

@@ -37,9 +37,11 @@
 //!
 //! # Memory
 //!
-//! A byte-string key is copied into the sketch only when it becomes tracked, into a slot
-//! whose `Vec<u8>` keeps its capacity after the key is evicted; after warm-up a flood of
-//! distinct keys does not allocate. Fixed-size keys are stored inline.
+//! A byte-string key is copied into the sketch only when it becomes tracked, into its slot:
+//! inline when short (up to [`INLINE_KEY_BYTES`], so a lookup touches no second heap
+//! location), else into the slot's `Vec<u8>`, which keeps its capacity after the key is
+//! evicted; after warm-up a flood of distinct keys does not allocate. Fixed-size keys are
+//! stored inline.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -78,25 +80,82 @@ pub trait TopKey: Eq + Hash + Ord {
     }
 }
 
+/// Longest byte key stored inline in its slot (DNS names are usually shorter): comparing a
+/// tracked key then reads the slot itself, not a second heap location.
+pub const INLINE_KEY_BYTES: usize = 46;
+
+/// Storage of a tracked byte-string key: inline up to [`INLINE_KEY_BYTES`], else in a
+/// `Vec` whose capacity is kept for later (longer) keys, so evictions never allocate.
+#[derive(Clone)]
+pub struct ByteSlot {
+    len: u16,
+    inline: [u8; INLINE_KEY_BYTES],
+    spill: Vec<u8>,
+}
+
+impl ByteSlot {
+    /// The stored key.
+    #[inline]
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = usize::from(self.len);
+        if len <= INLINE_KEY_BYTES {
+            self.inline.get(..len).unwrap_or_default()
+        } else {
+            self.spill.as_slice()
+        }
+    }
+
+    #[inline]
+    fn store(&mut self, key: &[u8]) {
+        if let Some(dst) = self.inline.get_mut(..key.len()) {
+            dst.copy_from_slice(key);
+            // key.len() ≤ INLINE_KEY_BYTES here, so it fits in u16.
+            self.len = key.len() as u16;
+        } else {
+            self.spill.clear();
+            self.spill.extend_from_slice(key);
+            // Anything longer than the inline room reads from `spill`; the marker only has
+            // to exceed the inline length.
+            self.len = u16::MAX;
+        }
+    }
+}
+
+impl fmt::Debug for ByteSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ByteSlot")
+            .field(&String::from_utf8_lossy(self.as_bytes()))
+            .finish()
+    }
+}
+
 impl TopKey for [u8] {
-    type Slot = Vec<u8>;
+    type Slot = ByteSlot;
     type Owned = Vec<u8>;
 
-    fn new_slot(&self) -> Vec<u8> {
-        self.to_vec()
+    fn new_slot(&self) -> ByteSlot {
+        let mut slot = ByteSlot {
+            len: 0,
+            inline: [0; INLINE_KEY_BYTES],
+            spill: Vec::new(),
+        };
+        slot.store(self);
+        slot
     }
-    fn store_into(&self, slot: &mut Vec<u8>) {
-        slot.clear();
-        slot.extend_from_slice(self);
+    #[inline]
+    fn store_into(&self, slot: &mut ByteSlot) {
+        slot.store(self);
     }
-    fn view(slot: &Vec<u8>) -> &[u8] {
-        slot.as_slice()
+    #[inline]
+    fn view(slot: &ByteSlot) -> &[u8] {
+        slot.as_bytes()
     }
     fn to_owned_key(&self) -> Vec<u8> {
         self.to_vec()
     }
-    fn slot_heap_bytes(slot: &Vec<u8>) -> usize {
-        slot.capacity()
+    fn slot_heap_bytes(slot: &ByteSlot) -> usize {
+        slot.spill.capacity()
     }
 }
 
@@ -597,6 +656,31 @@ mod tests {
         assert!(t.max_error() > 0);
         check_bounds(&t, &exact(&stream), 64).unwrap();
         assert_eq!(t.top(1)[0].0, 7);
+    }
+
+    #[test]
+    fn inline_and_spilled_byte_keys_round_trip() {
+        let short = b"a.example".to_vec();
+        let edge = vec![b'e'; INLINE_KEY_BYTES];
+        let long = vec![b'l'; INLINE_KEY_BYTES + 1];
+        let mut t: TopN<[u8]> = TopN::with_capacity(2);
+        t.insert(&long, 3);
+        t.insert(&edge, 2);
+        assert_eq!(t.top(2), vec![(long.clone(), 3), (edge.clone(), 2)]);
+        // Evicts both (median purge), then reuses their slots: a short key lands in the slot
+        // that held a spilled key and the other way round.
+        t.insert(&short, 9);
+        t.insert(&long, 9);
+        t.insert(&short, 1);
+        assert_eq!(t.estimate(&short) - t.max_error(), 10);
+        assert_eq!(t.lower_bound(&long), 9);
+        assert_eq!(t.lower_bound(&edge), 0);
+        assert_eq!(t.lower_bound(b""), 0);
+        t.insert(b"", 4);
+        assert!(t.top(3).iter().any(|(k, _)| k.is_empty()));
+        let slot = <[u8] as TopKey>::new_slot(&long[..]);
+        assert_eq!(slot.as_bytes(), &long[..]);
+        assert!(format!("{slot:?}").contains("lll"));
     }
 
     #[test]

@@ -127,6 +127,75 @@ impl Default for Packet<'_> {
     }
 }
 
+/// A decoded [`Packet`] with its byte slices turned into offsets of its frame, so the
+/// decode result can travel with a copy of the frame (to another thread) and be re-attached
+/// to that copy without decoding again. It is not a packet by itself: [`Detached::attach`]
+/// needs the same frame bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detached {
+    /// Every field of the packet but the slices (left empty).
+    fields: Packet<'static>,
+    ip_header: (u32, u32),
+    ip_payload: (u32, u32),
+    payload: (u32, u32),
+}
+
+/// Offset and length of `sub` inside `frame`; `None` when it does not lie inside it (empty
+/// slices map to an empty range).
+fn range_in(frame: &[u8], sub: &[u8]) -> Option<(u32, u32)> {
+    if sub.is_empty() {
+        return Some((0, 0));
+    }
+    // Address arithmetic only (no dereference): where `sub` starts relative to `frame`.
+    let off = (sub.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
+    let end = off.checked_add(sub.len())?;
+    if end > frame.len() {
+        return None;
+    }
+    Some((u32::try_from(off).ok()?, u32::try_from(sub.len()).ok()?))
+}
+
+/// The sub-slice of `frame` at `(offset, length)` (empty when out of range).
+fn slice_at(frame: &[u8], (off, len): (u32, u32)) -> &[u8] {
+    let off = off as usize;
+    frame
+        .get(off..off.saturating_add(len as usize))
+        .unwrap_or_default()
+}
+
+impl Packet<'_> {
+    /// Detaches this packet from `frame`, the bytes it was decoded from; `None` when one of
+    /// its slices does not point into `frame` (then decode the copy instead).
+    pub fn detach(&self, frame: &[u8]) -> Option<Detached> {
+        Some(Detached {
+            ip_header: range_in(frame, self.ip_header)?,
+            ip_payload: range_in(frame, self.ip_payload)?,
+            payload: range_in(frame, self.payload)?,
+            fields: Packet {
+                ip_header: &[],
+                ip_payload: &[],
+                payload: &[],
+                ..*self
+            },
+        })
+    }
+}
+
+impl Detached {
+    /// The packet again, its slices pointing into `frame` (a copy of the bytes it was
+    /// detached from; other bytes give a packet whose slices are empty or meaningless, but
+    /// never an out-of-bounds access).
+    #[inline]
+    pub fn attach<'a>(&self, frame: &'a [u8]) -> Packet<'a> {
+        Packet {
+            ip_header: slice_at(frame, self.ip_header),
+            ip_payload: slice_at(frame, self.ip_payload),
+            payload: slice_at(frame, self.payload),
+            ..self.fields
+        }
+    }
+}
+
 /// Why a frame's headers could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
 #[non_exhaustive]
@@ -1160,5 +1229,35 @@ mod tests {
         h[6] = 17;
         assert_eq!(ipv6_fragment_header(&h), None);
         assert_eq!(ipv6_fragment_header(&h[..3]), None);
+    }
+
+    #[test]
+    fn detach_then_attach_to_a_copy_gives_the_same_packet() {
+        let udp4 = B::default()
+            .eth(0x0800)
+            .ipv4(17, 11, 0, &[])
+            .udp(53000, 53, b"abc")
+            .raw(&[0; 10])
+            .0;
+        let tcp6 = B::default()
+            .eth(0x86dd)
+            .ipv6(6, 24)
+            .tcp(40000, 53, 0x18, &[], b"defg")
+            .0;
+        let frames: [Vec<u8>; 2] = [udp4.clone(), tcp6];
+        for frame in frames {
+            let p = decode(LinkType::Ethernet, &frame).expect("decodes");
+            let d = p.detach(&frame).expect("slices lie in the frame");
+            let copy = frame.clone();
+            assert_eq!(
+                d.attach(&copy),
+                decode(LinkType::Ethernet, &copy).expect("decodes")
+            );
+            // A shorter buffer never panics, its slices are just cut.
+            assert!(d.attach(&copy[..10]).payload.is_empty());
+        }
+        let other = [0u8; 64];
+        let p = decode(LinkType::Ethernet, &udp4).map(|p| p.detach(&other));
+        assert_eq!(p, Ok(None));
     }
 }
