@@ -137,6 +137,11 @@ pub fn dns_metric_port(src_port: u16, dst_port: u16, extra: &[u16]) -> Option<u1
     }
 }
 
+/// Whether `port` is a DNS port (pktvisor's four, or one configured).
+pub fn is_dns_port(port: u16, extra: &[u16]) -> bool {
+    DNS_PORTS.contains(&port) || extra.contains(&port)
+}
+
 /// One CIDR block of the host specification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {

@@ -223,6 +223,8 @@ pub struct PipelineStats {
     pub dns_malformed: u64,
     /// dnstap payloads skipped: undecodable, not a MESSAGE, no message or an unknown type.
     pub dnstap_skipped: u64,
+    /// TCP "DNS" messages skipped because the DNS port was the client's, not the server's.
+    pub dns_not_served_on_dns_port: u64,
 }
 
 /// Per-worker processing state.
@@ -322,6 +324,7 @@ impl Pipeline {
         self.stats.packets += other.stats.packets;
         self.stats.dns_malformed += other.stats.dns_malformed;
         self.stats.dnstap_skipped += other.stats.dnstap_skipped;
+        self.stats.dns_not_served_on_dns_port += other.stats.dns_not_served_on_dns_port;
     }
 
     /// Processes one decoded packet captured at `ts_ns` with the given frame length.
@@ -434,6 +437,7 @@ impl Pipeline {
             let stats = &mut self.stats;
             let geo = &mut self.geo;
             let name = &mut *self.tcp_name;
+            let extra_ports = &self.extra_dns_ports;
             self.tcp.segment(
                 src,
                 pkt.src_port,
@@ -444,7 +448,17 @@ impl Pipeline {
                 pkt.tcp_flags,
                 pkt.payload,
                 ts_ns,
-                &mut |bytes: &[u8], _side| {
+                &mut |bytes: &[u8], side| {
+                    // DNS over TCP is served on a DNS port: a stream whose DNS-looking port is
+                    // the client's (an HTTP client that happened to get port 53000) is not DNS.
+                    let server_port = match side {
+                        flow::tcp::Direction::Initiator => pkt.dst_port,
+                        flow::tcp::Direction::Responder => pkt.src_port,
+                    };
+                    if !crate::event::is_dns_port(server_port, extra_ports) {
+                        stats.dns_not_served_on_dns_port += 1;
+                        return;
+                    }
                     let Ok(msg) = wire::dns::parse(bytes) else {
                         stats.dns_malformed += 1;
                         return;
@@ -499,6 +513,14 @@ impl Pipeline {
                 let Some(mport) = dns_metric_port(end.sport, end.dport, extra) else {
                     return;
                 };
+                let server_port = match end.dir {
+                    flow::tcp::Direction::Initiator => end.dport,
+                    flow::tcp::Direction::Responder => end.sport,
+                };
+                if !crate::event::is_dns_port(server_port, extra) {
+                    stats.dns_not_served_on_dns_port += 1;
+                    return;
+                }
                 let Ok(msg) = wire::dns::parse(bytes) else {
                     stats.dns_malformed += 1;
                     return;
@@ -664,5 +686,103 @@ fn packet_of_tcp_message(d: &DnsEvent<'_>, rate: u8) -> PacketEvent {
         flow: d.flow,
         deep: deep_sample(rate, d.flow, d.ts_ns),
         both_ends: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::Value;
+
+    /// An Ethernet/IPv4/TCP frame carrying `payload`.
+    fn tcp_frame(sport: u16, dport: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A length-prefixed DNS query for `a.test A`.
+    fn framed_query() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+        let mut out = (m.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&m);
+        out
+    }
+
+    fn dns_total(p: &Pipeline) -> u64 {
+        let e = p.policies[0].handlers[0].export(&[0]).expect("bucket 0");
+        e.metrics
+            .iter()
+            .find(|m| m.json_path == ["wire_packets", "total"])
+            .map_or(0, |m| match m.value {
+                Value::Int(n) => n,
+                _ => 0,
+            })
+    }
+
+    fn pipeline() -> Pipeline {
+        let spec = HandlerSpec {
+            name: "dns".into(),
+            kind: "dns".into(),
+            ..Default::default()
+        };
+        let limits = Limits::default();
+        let h = Handler::build(&spec, "t".into(), &limits).expect("builds");
+        let plan = PolicyPlan {
+            name: "p".into(),
+            chained: false,
+            handlers: vec![h],
+        };
+        Pipeline::new(
+            vec![plan],
+            HostSpec::default(),
+            Vec::new(),
+            &limits,
+            Geo::default(),
+        )
+    }
+
+    fn feed(p: &mut Pipeline, frames: &[Vec<u8>]) {
+        for (i, f) in frames.iter().enumerate() {
+            let pkt = wire::packet::decode(wire::capture::LinkType::Ethernet, f).expect("decodes");
+            let flow = wire::hash::flow_hash(&pkt);
+            p.process(&pkt, f.len() as u32, 1_000 + i as u64, flow, Mode::Full);
+        }
+    }
+
+    #[test]
+    fn dns_over_tcp_is_counted_only_when_served_on_a_dns_port() {
+        // A client on an ephemeral port asks a server on port 53: one query.
+        let mut p = pipeline();
+        feed(
+            &mut p,
+            &[
+                tcp_frame(40_000, 53, 0, 0x02, &[]),
+                tcp_frame(40_000, 53, 1, 0x18, &framed_query()),
+            ],
+        );
+        assert_eq!(dns_total(&p), 1);
+        // The same bytes from a client that got port 53000 (a DNS port) towards port 80 are
+        // not DNS: the server side is not a DNS port.
+        let mut p = pipeline();
+        feed(
+            &mut p,
+            &[
+                tcp_frame(53_000, 80, 0, 0x02, &[]),
+                tcp_frame(53_000, 80, 1, 0x18, &framed_query()),
+            ],
+        );
+        assert_eq!(dns_total(&p), 0);
+        assert_eq!(p.stats.dns_not_served_on_dns_port, 1);
     }
 }
