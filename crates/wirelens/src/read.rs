@@ -23,8 +23,6 @@ pub enum Format {
 pub enum InputKind {
     Pcap,
     Dnstap,
-    Sflow,
-    Netflow,
 }
 
 #[derive(Args, Debug)]
@@ -85,7 +83,7 @@ pub struct ReadArgs {
     #[arg(long, default_value_t = 64 << 20)]
     max_tcp_bytes: usize,
     /// Most open DNS transactions, per handler and worker.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 917_504)]
     max_open_xacts: usize,
     /// Most IP datagrams being reassembled from fragments at once.
     #[arg(long, default_value_t = 1024)]
@@ -228,10 +226,6 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
     let input = match args.input {
         InputKind::Pcap => offline::InputKind::Pcap,
         InputKind::Dnstap => offline::InputKind::Dnstap,
-        other => bail!(
-            "input type {} is not supported by this build yet; pcap and dnstap files are",
-            format!("{other:?}").to_lowercase()
-        ),
     };
     let host = match &args.host_spec {
         Some(s) => HostSpec::parse(s).context("bad --host-spec")?,
