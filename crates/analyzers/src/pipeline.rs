@@ -451,38 +451,20 @@ impl Pipeline {
                 pkt.payload,
                 ts_ns,
                 &mut |bytes: &[u8], side| {
-                    // DNS over TCP is served on a DNS port: a stream whose DNS-looking port is
-                    // the client's (an HTTP client that happened to get port 53000) is not DNS.
-                    let server_port = match side {
-                        flow::tcp::Direction::Initiator => pkt.dst_port,
-                        flow::tcp::Direction::Responder => pkt.src_port,
-                    };
-                    if !crate::event::is_dns_port(server_port, extra_ports) {
-                        stats.dns_not_served_on_dns_port += 1;
-                        return;
-                    }
-                    let Ok(msg) = wire::dns::parse(bytes) else {
-                        stats.dns_malformed += 1;
-                        return;
-                    };
-                    let qname = lower_qname(&msg, name);
-                    let dev = DnsEvent {
+                    let stream = TcpStream {
                         ts_ns,
                         dir: dns_dir,
                         l3,
-                        l4: L4Kind::Tcp,
                         src,
                         dst,
+                        server_port: match side {
+                            flow::tcp::Direction::Initiator => pkt.dst_port,
+                            flow::tcp::Direction::Responder => pkt.src_port,
+                        },
                         metric_port: mport,
                         flow,
-                        deep: true,
-                        msg: &msg,
-                        qname,
-                        dnstap: None,
                     };
-                    for policy in policies.iter_mut() {
-                        dispatch(policy, ChainEvent::TcpData(&dev), geo);
-                    }
+                    stream.dispatch(bytes, extra_ports, policies, stats, geo, name);
                 },
             );
             let errors = self.tcp.stats().gaps + self.tcp.stats().invalid_streams;
@@ -510,51 +492,34 @@ impl Pipeline {
         let geo = &mut self.geo;
         let host = &self.host;
         let extra = &self.extra_dns_ports;
+        let mut name = NameBuf::new();
         self.tcp
             .flush(&mut |bytes: &[u8], end: &flow::tcp::StreamEnd| {
                 let Some(mport) = dns_metric_port(end.sport, end.dport, extra) else {
                     return;
                 };
-                let server_port = match end.dir {
-                    flow::tcp::Direction::Initiator => end.dport,
-                    flow::tcp::Direction::Responder => end.sport,
-                };
-                if !crate::event::is_dns_port(server_port, extra) {
-                    stats.dns_not_served_on_dns_port += 1;
-                    return;
-                }
-                let Ok(msg) = wire::dns::parse(bytes) else {
-                    stats.dns_malformed += 1;
-                    return;
-                };
-                let mut name = NameBuf::new();
-                let qname = lower_qname(&msg, &mut name);
-                let dir = if host.contains(end.src) && host.contains(end.dst) {
-                    Direction::Unknown
-                } else {
-                    host.direction(end.src, end.dst)
-                };
-                let dev = DnsEvent {
+                let stream = TcpStream {
                     ts_ns: end.last_ns,
-                    dir,
+                    dir: if host.contains(end.src) && host.contains(end.dst) {
+                        Direction::Unknown
+                    } else {
+                        host.direction(end.src, end.dst)
+                    },
                     l3: if end.src.is_ipv6() {
                         L3Kind::Ipv6
                     } else {
                         L3Kind::Ipv4
                     },
-                    l4: L4Kind::Tcp,
                     src: end.src,
                     dst: end.dst,
+                    server_port: match end.dir {
+                        flow::tcp::Direction::Initiator => end.dport,
+                        flow::tcp::Direction::Responder => end.sport,
+                    },
                     metric_port: mport,
                     flow: wire::hash::flow_hash_parts(end.src, end.sport, end.dst, end.dport, 6),
-                    deep: true,
-                    msg: &msg,
-                    qname,
-                    dnstap: None,
                 };
-                for policy in policies.iter_mut() {
-                    dispatch(policy, ChainEvent::TcpData(&dev), geo);
-                }
+                stream.dispatch(bytes, extra, policies, stats, geo, &mut name);
             });
     }
 }
@@ -582,6 +547,61 @@ impl Pipeline {
         };
         for policy in &mut self.policies {
             dispatch(policy, ChainEvent::Packet(&ev, None), &mut self.geo);
+        }
+    }
+}
+
+/// The context of a DNS message reassembled from a TCP stream.
+struct TcpStream {
+    ts_ns: u64,
+    dir: Direction,
+    l3: L3Kind,
+    src: IpAddr,
+    dst: IpAddr,
+    /// The port of the stream's responder (the server).
+    server_port: u16,
+    metric_port: u16,
+    flow: u64,
+}
+
+impl TcpStream {
+    /// Decodes one message of the stream and offers it to every policy. DNS over TCP is served
+    /// on a DNS port: a stream whose DNS-looking port is the client's (an HTTP client that
+    /// happened to get port 53000) is not DNS.
+    fn dispatch(
+        &self,
+        bytes: &[u8],
+        extra_ports: &[u16],
+        policies: &mut [PolicyPlan],
+        stats: &mut PipelineStats,
+        geo: &mut Geo,
+        name: &mut NameBuf,
+    ) {
+        if !crate::event::is_dns_port(self.server_port, extra_ports) {
+            stats.dns_not_served_on_dns_port += 1;
+            return;
+        }
+        let Ok(msg) = wire::dns::parse(bytes) else {
+            stats.dns_malformed += 1;
+            return;
+        };
+        let qname = lower_qname(&msg, name);
+        let dev = DnsEvent {
+            ts_ns: self.ts_ns,
+            dir: self.dir,
+            l3: self.l3,
+            l4: L4Kind::Tcp,
+            src: self.src,
+            dst: self.dst,
+            metric_port: self.metric_port,
+            flow: self.flow,
+            deep: true,
+            msg: &msg,
+            qname,
+            dnstap: None,
+        };
+        for policy in policies.iter_mut() {
+            dispatch(policy, ChainEvent::TcpData(&dev), geo);
         }
     }
 }

@@ -245,31 +245,20 @@ impl Reader {
                     });
                 }
             }
-            self.stats.bytes += file.bytes_read();
-            if let Some(off) = file.truncated_at() {
-                self.stats.truncated.push((name.clone(), off));
-            }
-            progress(&Progress {
-                file: name,
-                records: self.stats.records,
-                bytes: file.bytes_read(),
+            self.end_of_file(
+                name,
+                file.bytes_read(),
                 file_size,
-            });
+                file.truncated_at(),
+                progress,
+            );
         }
         Ok(())
     }
 
     fn push_frame(&mut self, ts_ns: u64, link: LinkType, orig_len: u32, data: &[u8]) {
         self.stats.records += 1;
-        let before = self.clock.current();
-        let seq = self.clock.observe(ts_ns);
-        if seq != before {
-            self.flush_all();
-            for tx in &self.senders {
-                let _ = tx.send(Msg::Rotate { seq, ts_ns });
-            }
-            self.defrag.expire(ts_ns);
-        }
+        self.advance_clock(ts_ns);
         let frame_len = orig_len.max(data.len() as u32);
         match wire::packet::decode(link, data) {
             Ok(pkt) => {
@@ -417,14 +406,7 @@ impl Reader {
                 last_ts = ts;
                 let flow = msg.map_or(0, analyzers::dnstap::flow_of);
                 self.stats.records += 1;
-                let before = self.clock.current();
-                let seq = self.clock.observe(ts);
-                if seq != before {
-                    self.flush_all();
-                    for tx in &self.senders {
-                        let _ = tx.send(Msg::Rotate { seq, ts_ns: ts });
-                    }
-                }
+                self.advance_clock(ts);
                 let len = payload.len() as u32;
                 self.enqueue(
                     payload,
@@ -440,18 +422,51 @@ impl Reader {
                     },
                 );
             }
-            self.stats.bytes += file.bytes_read();
-            if let Some(off) = file.truncated_at() {
-                self.stats.truncated.push((name.clone(), off));
-            }
-            progress(&Progress {
-                file: name,
-                records: self.stats.records,
-                bytes: file.bytes_read(),
+            self.end_of_file(
+                name,
+                file.bytes_read(),
                 file_size,
-            });
+                file.truncated_at(),
+                progress,
+            );
         }
         Ok(())
+    }
+
+    /// Places an event in its period; when a new period starts, every worker is told between
+    /// batches (so no packet of the old period is processed after the rotation), and
+    /// fragments too old to complete are dropped.
+    fn advance_clock(&mut self, ts_ns: u64) {
+        let before = self.clock.current();
+        let seq = self.clock.observe(ts_ns);
+        if seq != before {
+            self.flush_all();
+            for tx in &self.senders {
+                let _ = tx.send(Msg::Rotate { seq, ts_ns });
+            }
+            self.defrag.expire(ts_ns);
+        }
+    }
+
+    /// Book-keeping at the end of one input file.
+    fn end_of_file(
+        &mut self,
+        name: String,
+        bytes_read: u64,
+        file_size: Option<u64>,
+        truncated_at: Option<u64>,
+        progress: &mut dyn FnMut(&Progress),
+    ) {
+        self.stats.bytes += bytes_read;
+        if let Some(off) = truncated_at {
+            self.stats.truncated.push((name.clone(), off));
+        }
+        progress(&Progress {
+            file: name,
+            records: self.stats.records,
+            bytes: bytes_read,
+            file_size,
+        });
     }
 
     /// Appends a copy of `data` and its record (`off` and `len` are filled in here) to the
