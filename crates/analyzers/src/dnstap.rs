@@ -4,7 +4,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use wire::dns::NameBuf;
 use wire::dnstap::{Direction as TapDirection, SocketFamily, SocketProtocol};
 
 use crate::event::{Direction, DnsEvent, L3Kind, L4Kind, PacketEvent};
@@ -81,8 +80,7 @@ impl Pipeline {
         if msg.dns_message().is_some() && parsed.is_none() {
             self.stats.dns_malformed += 1;
         }
-        let mut name = NameBuf::new();
-        let qname = parsed.as_ref().and_then(|m| lower_qname(m, &mut name));
+        let qname = parsed.as_ref().and_then(|m| lower_qname(m, &mut self.name));
         let dns_ev = parsed.as_ref().map(|m| DnsEvent {
             ts_ns,
             dir,

@@ -242,7 +242,7 @@ pub struct Pipeline {
     pub(crate) geo: Geo,
     /// Reused buffers for the lower-cased question name (UDP message, TCP messages): a
     /// fresh `NameBuf` per packet would zero a kilobyte every time.
-    name: Box<NameBuf>,
+    pub(crate) name: Box<NameBuf>,
     tcp_name: Box<NameBuf>,
 }
 
