@@ -326,7 +326,32 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
             "wirelens: warning: {name} is truncated: the last record is incomplete at byte offset {off}; summarized what was read"
         );
     }
+    if let Some(note) = skipped_note(&result) {
+        eprintln!("wirelens: note: {note}");
+    }
     render(args, &policies, &result)
+}
+
+/// What the run could not decode, by reason, or `None` when everything decoded. Undecodable
+/// frames still count as packets of unknown layers; malformed DNS messages are skipped.
+fn skipped_note(result: &ReadResult) -> Option<String> {
+    let mut parts: Vec<String> = result
+        .stats
+        .decode_errors
+        .iter()
+        .map(|(reason, n)| format!("{n} frames: {reason}"))
+        .collect();
+    let p = &result.pipeline.stats;
+    if p.dns_malformed > 0 {
+        parts.push(format!("{} DNS messages: malformed", p.dns_malformed));
+    }
+    if p.dnstap_skipped > 0 {
+        parts.push(format!(
+            "{} dnstap payloads: not a usable message",
+            p.dnstap_skipped
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("not decoded: {}", parts.join(", ")))
 }
 
 /// The period sequence numbers merged for output: the `n` most recent.

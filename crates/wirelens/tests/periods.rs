@@ -181,3 +181,29 @@ fn packet_filter_drops_frames_before_counting() {
     let e = format!("{:#}", wirelens::read::summarize(&a).unwrap_err());
     assert!(e.contains("bad packet filter: syntax error at 13"), "{e}");
 }
+
+#[test]
+fn undecodable_frames_are_counted_and_reported_by_reason() {
+    let Some(f) = fixture("dns_ipv4_udp.pcap") else {
+        return;
+    };
+    // An 802.11 capture: its link type is not decoded, every frame still counts as a packet.
+    let wifi = f
+        .parent()
+        .unwrap()
+        .join("../../corpus/arkime/80211http.pcap");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wirelens"))
+        .args(["read", "--periods", "1", "--no-progress"])
+        .arg(&wifi)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["1m"]["packets"]["total"], 26);
+    assert_eq!(v["1m"]["packets"]["other_l4"], 26);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not decoded: 26 frames: unsupported link type"),
+        "{err}"
+    );
+}
