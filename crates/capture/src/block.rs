@@ -130,14 +130,8 @@ fn u32_at(b: &[u8], off: usize) -> Option<u32> {
 }
 
 fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    let lo = u32_at(b, off)?;
-    let hi = u32_at(b, off.checked_add(4)?)?;
-    // The descriptor is in host byte order; assemble the halves accordingly.
-    Some(if cfg!(target_endian = "little") {
-        u64::from(lo) | (u64::from(hi) << 32)
-    } else {
-        (u64::from(lo) << 32) | u64::from(hi)
-    })
+    let s: [u8; 8] = b.get(off..off.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_ne_bytes(s))
 }
 
 /// Reads the block descriptor and walks every frame header once, checking that each header

@@ -14,7 +14,7 @@ use wire::capture::LinkType;
 use crate::block::{self, BlockInfo, Frames, OFF_BLOCK_STATUS};
 use crate::config::{DEFAULT_SNAPLEN, RingConfig};
 use crate::error::CaptureError;
-use crate::sys::{self, Mmap};
+use crate::sys::{self, Mmap, Ready};
 
 const PACKET_ADD_MEMBERSHIP: i32 = 1;
 const PACKET_RX_RING: i32 = 5;
@@ -215,7 +215,10 @@ impl Ring {
     /// block timeout) and lends it. `Ok(None)` means nothing arrived in time (or a signal
     /// interrupted the wait), so the caller can act on the wall clock while the link is idle.
     /// A block whose headers point outside it is handed back to the kernel and reported as
-    /// [`CaptureError::CorruptBlock`]; the next call goes on with the following block.
+    /// [`CaptureError::CorruptBlock`]; the next call goes on with the following block. An
+    /// error the kernel reports on the socket (`ENETDOWN` when the interface goes down) is
+    /// returned once as [`CaptureError::Os`]; the ring stays usable and resumes receiving
+    /// when the interface comes back up.
     pub fn next_block(&mut self, timeout: Duration) -> Result<Option<Block<'_>>, CaptureError> {
         let deadline = Instant::now().checked_add(timeout);
         while !self.is_user(self.next) {
@@ -228,7 +231,16 @@ impl Ring {
             }
             // Round up so a sub-millisecond remainder still waits instead of spinning.
             let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-            sys::poll_in(&self.fd, ms)?;
+            if sys::poll_in(&self.fd, ms)? == Ready::Error
+                && let Some(e) = sys::take_socket_error(&self.fd)?
+            {
+                // Reading SO_ERROR cleared it: the next call waits normally again (after an
+                // interface comes back up, the socket receives again by itself).
+                return Err(CaptureError::Os {
+                    what: "capture socket",
+                    source: e,
+                });
+            }
         }
         let index = self.next;
         match block::validate(self.block_bytes(index)) {

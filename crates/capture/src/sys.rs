@@ -193,8 +193,19 @@ pub fn if_details(names: &[(u32, String)]) -> Result<Vec<(u16, bool)>, CaptureEr
         .collect())
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passes; `Ok(false)` on timeout or signal.
-pub fn poll_in(fd: &OwnedFd, timeout_ms: i32) -> Result<bool, CaptureError> {
+/// What one wait on a socket found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Readable (or at least woken): look at the ring.
+    Readable,
+    /// The socket has a pending error (e.g. the interface went down).
+    Error,
+    /// Timed out, or a signal interrupted the wait.
+    Nothing,
+}
+
+/// Waits until `fd` is readable, has an error, or `timeout_ms` passes.
+pub fn poll_in(fd: &OwnedFd, timeout_ms: i32) -> Result<Ready, CaptureError> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN | libc::POLLERR,
@@ -205,11 +216,23 @@ pub fn poll_in(fd: &OwnedFd, timeout_ms: i32) -> Result<bool, CaptureError> {
     if rc < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EINTR) {
-            return Ok(false);
+            return Ok(Ready::Nothing);
         }
         return Err(CaptureError::from_io("poll", e));
     }
-    Ok(rc > 0)
+    Ok(if rc == 0 {
+        Ready::Nothing
+    } else if p.revents & libc::POLLERR != 0 {
+        Ready::Error
+    } else {
+        Ready::Readable
+    })
+}
+
+/// Takes (and so clears) the socket's pending error, if any.
+pub fn take_socket_error(fd: &OwnedFd) -> Result<Option<io::Error>, CaptureError> {
+    let e: i32 = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, "getsockopt SO_ERROR")?;
+    Ok((e != 0).then(|| io::Error::from_raw_os_error(e)))
 }
 
 /// A shared read-write mapping of a packet socket's ring, unmapped on drop.
