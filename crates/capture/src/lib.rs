@@ -8,6 +8,14 @@
 //! block back when the [`Block`] is dropped. A classic BPF program from [`wire::bpf`] can run
 //! in the kernel, before frames are copied into the ring.
 //!
+//! Link layers: sockets are always `SOCK_RAW`, so every frame keeps its device's own link
+//! header, and [`Frame::link_type`] comes from the frame's `sll_hatype` (Ethernet for
+//! Ethernet and loopback devices, raw IP for tun devices and IP tunnels). On `any` this means
+//! frames of different link types in one ring rather than libpcap's synthesized Linux "cooked"
+//! (SLL) header: no bytes are rewritten, and the decoder picks the layout per frame. A filter
+//! compiled for one link type should therefore be used on rings bound to one interface.
+//! VLAN tags the kernel stripped are reported in [`Frame::vlan_tci`].
+//!
 //! This crate does not decode frames (that is `wire`) and starts no threads (that is the
 //! engine's job). It is Linux-only.
 //!
