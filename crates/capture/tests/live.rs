@@ -458,3 +458,28 @@ fn an_interface_going_down_is_reported_once_and_capture_resumes() {
     let got = drain(&mut ring, 140, QUIET, LIMIT);
     assert_eq!(got.len(), 140);
 }
+
+#[test]
+fn without_cap_net_raw_the_error_says_what_is_needed() {
+    if !support::prerequisites() {
+        return;
+    }
+    let lab = Lab::new("perm");
+    let err = lab
+        .in_rx(|| {
+            support::drop_cap_net_raw_in_this_thread();
+            Ring::open(&rx_config())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, CaptureError::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.errno(), Some(libc::EPERM));
+    assert_eq!(
+        err.to_string(),
+        "socket(AF_PACKET): permission denied (live capture needs root or CAP_NET_RAW)"
+    );
+    // The rest of the process keeps its privileges.
+    assert!(lab.in_rx(|| Ring::open(&rx_config())).is_ok());
+}

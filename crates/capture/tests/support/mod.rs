@@ -337,3 +337,38 @@ pub fn if_index(name: &str) -> i32 {
         .find(|i| i.name == name)
         .map_or(0, |i| i.index as i32)
 }
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Removes CAP_NET_RAW from the calling thread's effective set (capabilities are per
+/// thread on Linux, so the rest of the test process keeps it).
+pub fn drop_cap_net_raw_in_this_thread() {
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_RAW: u32 = 13;
+    let mut hdr = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a version-3 header writes exactly two CapData structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << CAP_NET_RAW);
+    // SAFETY: capset reads the header and two CapData structs; pid 0 is this thread.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw const hdr, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+}
