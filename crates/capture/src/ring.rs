@@ -29,6 +29,8 @@ const SO_DETACH_FILTER: i32 = 27;
 const TP_STATUS_KERNEL: u32 = 0;
 /// Block handed to user space.
 const TP_STATUS_USER: u32 = 1;
+/// Block closed by its timeout, not because it was full.
+const TP_STATUS_BLK_TMO: u32 = 1 << 5;
 
 /// `struct tpacket_req3`: the ring geometry asked of the kernel.
 #[repr(C)]
@@ -370,6 +372,12 @@ impl Block<'_> {
     /// Position of the block in the ring.
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// Whether the kernel closed the block because its timeout expired rather than because
+    /// it was full (`TP_STATUS_BLK_TMO`): a sign of a quiet link.
+    pub fn timed_out(&self) -> bool {
+        self.ring.status(self.index).load(Ordering::Acquire) & TP_STATUS_BLK_TMO != 0
     }
 }
 

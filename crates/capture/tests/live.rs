@@ -315,6 +315,7 @@ fn an_idle_interface_times_out_within_the_timeout() {
         .expect("block closed by the block timeout");
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(block.num_frames(), 1);
+    assert!(block.timed_out());
     assert_eq!(block.frames().count(), 1);
 }
 
