@@ -581,7 +581,9 @@ fn serve(
                         let sent = encode_reply(&mut reply, r, CONTENT_TYPE)
                             .is_ok()
                             .then(|| stream.write_all(&reply).and_then(|()| stream.flush()));
-                        if !matches!(sent, Some(Ok(()))) {
+                        // A writer may close right after STOP without waiting for
+                        // FINISH: its stream is complete all the same.
+                        if !matches!(sent, Some(Ok(()))) && r != Reply::Finish {
                             return CloseReason::Io;
                         }
                     }
