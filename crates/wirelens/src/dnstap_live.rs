@@ -44,6 +44,8 @@ pub struct LiveConfig {
     pub stop: Arc<AtomicBool>,
     /// Report writers connecting and leaving on stderr.
     pub log: bool,
+    /// Report the frames received so far on stderr, once a second while they change.
+    pub progress: bool,
 }
 
 /// The outcome of a live run.
@@ -219,6 +221,7 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
 
     let started = Instant::now();
     let tick = Duration::from_millis(100);
+    let (mut reported_at, mut reported) = (started, 0u64);
     let rotate = |clock: &mut PeriodClock| {
         let before = clock.current();
         let now = now_ns();
@@ -242,6 +245,14 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
         };
         std::thread::sleep(nap);
         rotate(&mut clock);
+        if cfg.progress && reported_at.elapsed() >= Duration::from_secs(1) {
+            reported_at = Instant::now();
+            let frames = handle.stats().frames;
+            if frames != reported {
+                reported = frames;
+                eprintln!("wirelens: dnstap: received {frames} frames");
+            }
+        }
     }
     // Connections end (their sinks flush), then the queues close and the workers finish.
     let listener_stats = handle.shutdown();
@@ -276,10 +287,12 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
 }
 
 /// `read --listen`: serves `listen` for `duration_secs` (or until SIGINT) with the default
-/// listener bounds, reporting the address and the writers on stderr.
+/// listener bounds, reporting the address and the writers (and with `progress` the frames
+/// received) on stderr.
 pub fn serve_read(
     listen: &str,
     duration_secs: Option<u64>,
+    progress: bool,
     pipelines: Vec<Pipeline>,
     num_periods: u8,
 ) -> Result<ReadResult> {
@@ -297,6 +310,7 @@ pub fn serve_read(
         num_periods,
         stop,
         log: true,
+        progress,
     };
     let outcome = run(cfg, &mut |addr| eprintln!("wirelens: listening on {addr}"))?;
     let l = &outcome.listener;

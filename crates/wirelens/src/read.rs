@@ -292,7 +292,14 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         if args.input != InputKind::Dnstap || !args.files.is_empty() || args.bpf.is_some() {
             bail!("--listen serves live dnstap: use it with -i dnstap, no files and no filter");
         }
-        let result = crate::dnstap_live::serve_read(listen, args.duration, pipelines, num_periods)?;
+        let progress = args.progress && !args.no_progress;
+        let result = crate::dnstap_live::serve_read(
+            listen,
+            args.duration,
+            progress,
+            pipelines,
+            num_periods,
+        )?;
         if let Some(note) = skipped_note(&result) {
             eprintln!("wirelens: note: {note}");
         }
