@@ -2,12 +2,14 @@
 //! Frame Streams listener, each message is sharded by its flow to one of the worker threads'
 //! pipelines, and at the end the merged result has the same shape as reading dnstap files.
 //!
-//! Periods follow the wall clock here (a live tap has no recorded time line to follow); events
-//! keep their message times. This is the runner only: the listener is
+//! Periods follow the messages' times with pktvisor's rule, as for files, so a recorded stream
+//! sent live summarizes exactly like the file. The period clock is shared by the connections:
+//! each frame reads one atomic (the second the next period starts) and only the frame that
+//! crosses it takes the lock and tells the workers. This is the runner only: the listener is
 //! `inputs::dnstap_socket`, rendering is `read`'s.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +17,7 @@ use analyzers::pipeline::Pipeline;
 use anyhow::{Context, Result, bail};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use engine::offline::{ReadResult, ReadStats};
-use engine::period::PeriodClock;
+use engine::period::{PERIOD_SEC, PeriodClock};
 use inputs::dnstap_socket::{
     CloseReason, DnstapListener, FrameSink, ListenAddr, ListenerConfig, ListenerStats, PeerInfo,
 };
@@ -81,12 +83,71 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The period clock shared by every connection.
+struct SharedClock {
+    clock: Mutex<PeriodClock>,
+    /// The second at which the next period starts (0 before the first event, `u64::MAX`
+    /// when only one period is kept): frames before it need no lock.
+    next_shift_sec: AtomicU64,
+    rotates: bool,
+    /// The time of the last event seen, which closes the last period at the end.
+    last_ns: AtomicU64,
+}
+
+impl SharedClock {
+    fn new(num_periods: u8) -> Self {
+        Self {
+            clock: Mutex::new(PeriodClock::new(num_periods)),
+            next_shift_sec: AtomicU64::new(0),
+            rotates: num_periods > 1,
+            last_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Places an event at `ts_ns`; when it starts a new period, `on_rotate(seq, ts_ns)` runs
+    /// under the lock, so that rotations reach the workers in order.
+    fn observe(&self, ts_ns: u64, on_rotate: impl FnOnce(u32, u64)) {
+        self.last_ns.store(ts_ns, Ordering::Relaxed);
+        if ts_ns / 1_000_000_000 < self.next_shift_sec.load(Ordering::Acquire) {
+            return;
+        }
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = clock.periods().len();
+        let seq = clock.observe(ts_ns);
+        let next = match clock.periods().last() {
+            Some(p) if self.rotates => p.start_ns / 1_000_000_000 + PERIOD_SEC,
+            _ => u64::MAX,
+        };
+        self.next_shift_sec.store(next, Ordering::Release);
+        if before > 0 && clock.periods().len() != before {
+            on_rotate(seq, ts_ns);
+        }
+    }
+
+    /// Closes the last period at the last event and returns the clock.
+    fn finish(self) -> PeriodClock {
+        let mut clock = self
+            .clock
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !clock.periods().is_empty() {
+            // Already placed once, so this cannot start a period; it sets the end time.
+            clock.observe(self.last_ns.load(Ordering::Relaxed));
+        }
+        clock.finish();
+        clock
+    }
+}
+
 /// One connection's side of the sharding: frames are copied once, into the batch of the
 /// worker that owns their flow (the copy crosses threads; the listener's buffer cannot).
 struct ShardSink {
     senders: Vec<Sender<Msg>>,
     pending: Vec<Batch>,
     free: Receiver<Batch>,
+    clock: Arc<SharedClock>,
+    /// This writer's last event time, for messages that carry none.
+    last_ts: Option<u64>,
     peer: PeerInfo,
     log: bool,
 }
@@ -115,8 +176,23 @@ impl FrameSink for ShardSink {
     fn frame(&mut self, payload: &[u8]) {
         let decoded = wire::dnstap::decode(payload).ok();
         let msg = decoded.as_ref().and_then(|d| d.event_message());
-        // Messages without a usable time are dated on arrival.
-        let ts_ns = msg.and_then(|m| m.event_time_ns()).unwrap_or_else(now_ns);
+        // Messages without a time take the writer's previous one (as files do), or the
+        // arrival time; payloads that are no usable message do not move the clock.
+        let ts_ns = match msg.map(|m| m.event_time_ns()) {
+            Some(Some(t)) => t,
+            _ => self.last_ts.unwrap_or_else(now_ns),
+        };
+        if msg.is_some() {
+            self.last_ts = Some(ts_ns);
+            let clock = self.clock.clone();
+            clock.observe(ts_ns, |seq, ts_ns| {
+                // This writer's earlier messages belong to the closing period.
+                self.flush_all();
+                for tx in &self.senders {
+                    let _ = tx.send(Msg::Rotate { seq, ts_ns });
+                }
+            });
+        }
         let flow = msg.map_or(0, analyzers::dnstap::flow_of);
         let workers = self.pending.len().max(1) as u64;
         let w = (flow % workers) as usize;
@@ -206,14 +282,16 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
     }
     drop(free_tx);
 
-    let mut clock = PeriodClock::new(cfg.num_periods);
-    clock.observe(now_ns());
+    let clock = Arc::new(SharedClock::new(cfg.num_periods));
+    let sink_clock = clock.clone();
     let sink_senders = senders.clone();
     let log = cfg.log;
     let handle = listener.spawn(move |peer: &PeerInfo| ShardSink {
         senders: sink_senders.clone(),
         pending: (0..sink_senders.len()).map(|_| Batch::default()).collect(),
         free: free_rx.clone(),
+        clock: sink_clock.clone(),
+        last_ts: None,
         peer: peer.clone(),
         log,
     });
@@ -222,16 +300,6 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
     let started = Instant::now();
     let tick = Duration::from_millis(100);
     let (mut reported_at, mut reported) = (started, 0u64);
-    let rotate = |clock: &mut PeriodClock| {
-        let before = clock.current();
-        let now = now_ns();
-        let seq = clock.observe(now);
-        if seq != before {
-            for tx in &senders {
-                let _ = tx.send(Msg::Rotate { seq, ts_ns: now });
-            }
-        }
-    };
     loop {
         if cfg.stop.load(Ordering::Relaxed) {
             break;
@@ -244,7 +312,6 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
             None => tick,
         };
         std::thread::sleep(nap);
-        rotate(&mut clock);
         if cfg.progress && reported_at.elapsed() >= Duration::from_secs(1) {
             reported_at = Instant::now();
             let frames = handle.stats().frames;
@@ -256,8 +323,6 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
     }
     // Connections end (their sinks flush), then the queues close and the workers finish.
     let listener_stats = handle.shutdown();
-    rotate(&mut clock);
-    clock.finish();
     drop(senders);
     let mut merged: Option<Pipeline> = None;
     for h in handles {
@@ -272,6 +337,10 @@ pub fn run(cfg: LiveConfig, on_listening: &mut dyn FnMut(&ListenAddr)) -> Result
     let Some(pipeline) = merged else {
         bail!("no pipeline to run");
     };
+    // Every sink (and its handle on the clock) went with its connection thread.
+    let clock = Arc::try_unwrap(clock)
+        .map_err(|_| anyhow::anyhow!("a connection outlived the listener"))?
+        .finish();
     Ok(LiveOutcome {
         result: ReadResult {
             pipeline,

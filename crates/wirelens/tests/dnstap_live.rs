@@ -594,3 +594,44 @@ fn duration_ends_a_quiet_run_with_an_empty_summary() {
         "{err}"
     );
 }
+
+#[test]
+fn a_recorded_stream_sent_live_summarizes_like_the_file() {
+    let path = support::shared_dir().join("fixtures/pktvisor/fixture.dnstap");
+    if !path.exists() {
+        support::missing("shared/fixtures/pktvisor/fixture.dnstap");
+        return;
+    }
+    let offline = Command::new(support::wirelens_bin())
+        // As many workers as the live run: the slow-transaction threshold is each worker's.
+        .args(["read", "-i", "dnstap", "--workers", "2"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    let want: Value = serde_json::from_slice(&offline.stdout).unwrap();
+
+    let dir = TempDir::new("fixture");
+    let sock = dir.0.join("dnstap.sock");
+    let (mut wl, _) = Wirelens::start(&format!("unix:{}", sock.display()));
+    // The file is a unidirectional stream (START, data frames, its last frame cut short):
+    // sent as is, in odd pieces.
+    let bytes = std::fs::read(&path).unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    for chunk in bytes.chunks(1000) {
+        s.write_all(chunk).unwrap();
+    }
+    drop(s);
+    assert!(wl.wait_line(") closed: ").ends_with("closed: truncated"));
+    let (got, log) = wl.finish();
+    // Periods follow the messages' times live too: the same document, periods included.
+    assert_eq!(got, want, "{log:?}");
+    // pktvisor's figures for this file: 153 usable messages, 79 queries, 74 replies.
+    assert_eq!(u(&got["5m"]["dns"], &["wire_packets", "queries"]), 79);
+    assert_eq!(u(&got["5m"]["dns"], &["wire_packets", "replies"]), 74);
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("wirelens: dnstap: 1 connections, 153 frames, ")),
+        "{log:?}"
+    );
+}
