@@ -393,3 +393,65 @@ pub fn serve_read(
     eprintln!("{line}");
     Ok(outcome.result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn shared_clock_rotates_once_per_period_like_the_offline_clock() {
+        let clock = SharedClock::new(5);
+        let mut rotations = Vec::new();
+        for ts in [
+            100 * S,
+            130 * S,
+            159 * S + 999,
+            160 * S,
+            161 * S,
+            150 * S,
+            300 * S,
+        ] {
+            clock.observe(ts, |seq, at| rotations.push((seq, at)));
+        }
+        assert_eq!(rotations, [(1, 160 * S), (2, 300 * S)]);
+        // Between shifts no lock is needed: the next shift is published.
+        assert_eq!(clock.next_shift_sec.load(Ordering::Relaxed), 360);
+        let finished = clock.finish();
+        let p = finished.periods();
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[0].start_ns, p[0].end_ns), (100 * S, 160 * S));
+        assert_eq!(p[2].start_ns, 300 * S);
+        assert_eq!(p[2].end_ns, 300 * S);
+
+        let mut offline = PeriodClock::new(5);
+        for ts in [
+            100 * S,
+            130 * S,
+            159 * S + 999,
+            160 * S,
+            161 * S,
+            150 * S,
+            300 * S,
+        ] {
+            offline.observe(ts);
+        }
+        offline.finish();
+        assert_eq!(offline.periods(), p);
+    }
+
+    #[test]
+    fn one_period_never_rotates_and_an_empty_run_has_none() {
+        let clock = SharedClock::new(1);
+        let mut rotations = 0;
+        clock.observe(5 * S, |_, _| rotations += 1);
+        clock.observe(5_000 * S, |_, _| rotations += 1);
+        assert_eq!(rotations, 0);
+        assert_eq!(clock.next_shift_sec.load(Ordering::Relaxed), u64::MAX);
+        let p = clock.finish();
+        assert_eq!(p.periods().len(), 1);
+        assert_eq!(p.periods()[0].end_ns, 5_000 * S);
+        assert!(SharedClock::new(5).finish().periods().is_empty());
+    }
+}
