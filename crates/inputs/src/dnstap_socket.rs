@@ -273,8 +273,9 @@ pub trait FrameSink: Send {
     fn frame(&mut self, payload: &[u8]);
     /// The writer sent `START`: data frames follow.
     fn started(&mut self) {}
-    /// Nothing arrived for a poll interval: a moment to flush anything held back.
-    fn quiet(&mut self) {}
+    /// Called about once per poll interval while the connection is open, busy or quiet: a
+    /// moment to hand on anything held back, so a slow writer's frames are not delayed long.
+    fn flush(&mut self) {}
     /// The connection ended; no call follows.
     fn closed(&mut self, reason: CloseReason) {
         let _ = reason;
@@ -553,6 +554,7 @@ fn serve(
     let mut reply = Vec::with_capacity(64);
     let (mut pos, mut end) = (0usize, 0usize);
     let mut last_byte = Instant::now();
+    let mut last_flush = last_byte;
     loop {
         // Everything whole in the buffer first.
         loop {
@@ -629,6 +631,10 @@ fn serve(
             Ok(n) => {
                 end += n;
                 last_byte = Instant::now();
+                if last_byte.duration_since(last_flush) >= config.poll_interval {
+                    last_flush = last_byte;
+                    sink.flush();
+                }
             }
             Err(e)
                 if matches!(
@@ -636,7 +642,8 @@ fn serve(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                sink.quiet();
+                sink.flush();
+                last_flush = Instant::now();
                 let silent = last_byte.elapsed();
                 if inside && silent >= config.stall_timeout {
                     return CloseReason::Stalled;

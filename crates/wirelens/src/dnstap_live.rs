@@ -153,7 +153,7 @@ struct ShardSink {
 }
 
 impl ShardSink {
-    fn flush(&mut self, w: usize) {
+    fn flush_worker(&mut self, w: usize) {
         let (Some(batch), Some(tx)) = (self.pending.get_mut(w), self.senders.get(w)) else {
             return;
         };
@@ -167,7 +167,7 @@ impl ShardSink {
 
     fn flush_all(&mut self) {
         for w in 0..self.pending.len() {
-            self.flush(w);
+            self.flush_worker(w);
         }
     }
 }
@@ -213,7 +213,7 @@ impl FrameSink for ShardSink {
             flow,
         });
         if batch.recs.len() >= BATCH_RECORDS || batch.data.len() >= BATCH_BYTES {
-            self.flush(w);
+            self.flush_worker(w);
         }
     }
 
@@ -226,7 +226,7 @@ impl FrameSink for ShardSink {
         }
     }
 
-    fn quiet(&mut self) {
+    fn flush(&mut self) {
         self.flush_all();
     }
 
