@@ -13,6 +13,7 @@ use thiserror::Error;
 
 pub mod fstrm;
 pub mod pb;
+pub mod session;
 
 use pb::{PbError, Reader, Value};
 

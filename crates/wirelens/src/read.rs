@@ -28,8 +28,15 @@ pub enum InputKind {
 #[derive(Args, Debug)]
 pub struct ReadArgs {
     /// Capture files (pcap or pcapng, optionally gzip-compressed); `-` reads stdin.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "listen")]
     files: Vec<PathBuf>,
+    /// With `-i dnstap`: serve DNS servers' dnstap live instead of reading files, on
+    /// `unix:PATH` or `tcp:HOST:PORT`.
+    #[arg(long)]
+    listen: Option<String>,
+    /// With --listen: stop and print the summary after this many seconds (default: at SIGINT).
+    #[arg(long, requires = "listen")]
+    duration: Option<u64>,
     /// Input type of the files.
     #[arg(short = 'i', long = "input", value_enum, default_value = "pcap")]
     input: InputKind,
@@ -280,6 +287,23 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
             &limits,
             geo,
         ));
+    }
+    if let Some(listen) = &args.listen {
+        if args.input != InputKind::Dnstap || !args.files.is_empty() || args.bpf.is_some() {
+            bail!("--listen serves live dnstap: use it with -i dnstap, no files and no filter");
+        }
+        let progress = args.progress && !args.no_progress;
+        let result = crate::dnstap_live::serve_read(
+            listen,
+            args.duration,
+            progress,
+            pipelines,
+            num_periods,
+        )?;
+        if let Some(note) = skipped_note(&result) {
+            eprintln!("wirelens: note: {note}");
+        }
+        return render(args, &policies, &result);
     }
     let show_progress = (args.progress || std::io::stderr().is_terminal()) && !args.no_progress;
     let cfg = ReadConfig {
