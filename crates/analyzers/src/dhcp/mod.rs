@@ -796,6 +796,69 @@ mod tests {
         assert!(matches!(decode(546, 547, &s), Some(Ok(DhcpMsg::V6 { .. }))));
     }
 
+    /// A DHCPv6 relay-forward carrying a REQUEST with client id, FQDN and an IA_NA address.
+    fn v6_relayed_request() -> Vec<u8> {
+        fn opt(code: u16, data: &[u8]) -> Vec<u8> {
+            let mut v = code.to_be_bytes().to_vec();
+            v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            v.extend_from_slice(data);
+            v
+        }
+        let mut inner = vec![v6::msg::REQUEST, 1, 2, 3];
+        inner.extend(opt(v6::opt::CLIENT_ID, &[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]));
+        inner.extend(opt(v6::opt::CLIENT_FQDN, b"\x01\x04host\x00"));
+        let mut ia = vec![0u8; 12];
+        let mut addr = vec![0x20, 1, 0xd, 0xb8];
+        addr.resize(24, 7);
+        ia.extend(opt(v6::opt::IAADDR, &addr));
+        inner.extend(opt(v6::opt::IA_NA, &ia));
+        let mut relay = vec![v6::msg::RELAY_FORW, 0];
+        relay.extend_from_slice(&[0u8; 32]);
+        relay.extend(opt(v6::opt::RELAY_MSG, &inner));
+        relay
+    }
+
+    #[test]
+    fn truncated_and_mutated_messages_never_panic_the_handler() {
+        let mut h = handler();
+        let mut opts = vec![53, 1, 3, 12, 4, b'h', b'o', b's', b't', 54, 4, 10, 0, 0, 1];
+        opts.extend_from_slice(&[52, 1, 3, 61, 7, 1, 1, 2, 3, 4, 5, 6, 82, 2, 1, 0]);
+        let v4m = v4(1, 5, CLIENT, [0; 4], &opts);
+        let v6m = v6_relayed_request();
+        let mut decoded = 0u64;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut step = |h: &mut Dhcp, ports: (u16, u16), bytes: &[u8], ts: u64| {
+            if let Some(Ok(msg)) = decode(ports.0, ports.1, bytes) {
+                decoded += 1;
+                let ev = DhcpEvent {
+                    msg,
+                    src_mac: SERVER,
+                };
+                assert!(h.on_dhcp(&pkt(ts, [10, 0, 0, 1]), &ev));
+            }
+        };
+        for (ports, msg) in [((68, 67), &v4m), ((546, 547), &v6m)] {
+            for cut in 0..=msg.len() {
+                step(&mut h, ports, &msg[..cut], cut as u64);
+            }
+            for i in 0..2_000u64 {
+                let mut m = msg.clone();
+                for _ in 0..4 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let at = (x as usize) % m.len();
+                    m[at] = (x >> 32) as u8;
+                }
+                let cut = (x >> 40) as usize % (m.len() + 1);
+                step(&mut h, ports, &m[..cut], 1_000 + i);
+            }
+        }
+        let e = h.export(h.window.get(0).expect("live"));
+        assert!(decoded > 1_000, "{decoded}");
+        assert_eq!(int(&e, &["wire_packets", "events"]), decoded);
+    }
+
     #[test]
     fn metric_groups_and_unknown_keys_are_refused() {
         let mut cfg = ConfigMap::new();
