@@ -248,8 +248,9 @@ impl Dhcp {
         }
         match ty {
             wdhcp::msg::DISCOVER => {
+                // The OFFER is not reported per client: no host name to keep.
                 self.xacts
-                    .start(Phase::DiscoverOffer, client, m.xid, p.ts_ns, hostname);
+                    .start(Phase::DiscoverOffer, client, m.xid, p.ts_ns, b"");
             }
             wdhcp::msg::REQUEST => {
                 self.xacts
@@ -346,7 +347,7 @@ impl Dhcp {
         match m.msg_type {
             v6::msg::SOLICIT => {
                 self.xacts
-                    .start(Phase::SolicitAdvertise, client, m.xid, p.ts_ns, fqdn);
+                    .start(Phase::SolicitAdvertise, client, m.xid, p.ts_ns, b"");
             }
             v6::msg::REQUEST => {
                 self.xacts

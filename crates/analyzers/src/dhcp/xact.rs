@@ -11,6 +11,9 @@ use flow::xact::{Finish, Pending, XactConfig, XactKey, XactTable};
 
 /// Longest host name kept for a transaction (a DHCP option carries at most 255 bytes).
 pub const NAME_MAX: usize = 255;
+/// Host-name slots (about 1.2 MB when all are used): a slot is reused after this many newer
+/// requests, far more than open at once unless requests arrive by thousands per millisecond.
+pub const NAME_SLOTS: usize = 4096;
 
 /// Which request/answer pair a transaction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +55,8 @@ pub struct DhcpXacts {
     table: XactTable,
     slots: Vec<Slot>,
     next_slot: usize,
-    cap: usize,
+    /// Ring size of `slots`.
+    ring: usize,
 }
 
 /// FNV-1a over the key material: the table hashes the result again with its seeded hasher,
@@ -88,35 +92,41 @@ impl DhcpXacts {
             }),
             slots: Vec::new(),
             next_slot: 0,
-            cap,
+            ring: cap.min(NAME_SLOTS),
         }
     }
 
-    /// Opens (or restarts, for a retransmission) a transaction.
+    /// Opens (or restarts, for a retransmission) a transaction; `hostname` is kept for the
+    /// answer (an empty one takes no slot).
     pub fn start(&mut self, phase: Phase, client: &[u8], xid: u32, ts_ns: u64, hostname: &[u8]) {
         let key = key_of(phase, client, xid);
-        let idx = self.next_slot;
-        self.next_slot = (self.next_slot + 1) % self.cap;
-        let len = hostname.len().min(NAME_MAX);
-        let mut slot = Slot {
-            key,
-            start_ns: ts_ns,
-            len: len as u8,
-            name: [0; NAME_MAX],
-        };
-        slot.name[..len].copy_from_slice(&hostname[..len]);
-        if let Some(s) = self.slots.get_mut(idx) {
-            *s = slot;
+        let tag = if hostname.is_empty() {
+            u32::MAX
         } else {
-            self.slots.push(slot);
-        }
+            let idx = self.next_slot;
+            self.next_slot = (self.next_slot + 1) % self.ring;
+            let len = hostname.len().min(NAME_MAX);
+            let mut slot = Slot {
+                key,
+                start_ns: ts_ns,
+                len: len as u8,
+                name: [0; NAME_MAX],
+            };
+            slot.name[..len].copy_from_slice(&hostname[..len]);
+            if let Some(s) = self.slots.get_mut(idx) {
+                *s = slot;
+            } else {
+                self.slots.push(slot);
+            }
+            idx as u32
+        };
         self.table.start(
             key,
             Pending {
                 start_ns: ts_ns,
                 query_size: 0,
                 filtered: false,
-                tag: idx as u32,
+                tag,
             },
         );
     }
