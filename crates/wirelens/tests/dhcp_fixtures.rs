@@ -298,3 +298,29 @@ fn zeek_dhcp_logs_agree_on_types_host_names_and_servers() {
         }
     }
 }
+
+#[test]
+fn chains_forward_dhcp_packets_only() {
+    let Some(f) = shared_file("fixtures/pktvisor/dhcpv6.pcap") else {
+        return;
+    };
+    // dhcp → net: net sees the 6 DHCPv6 packets, not the 6 ICMPv6 ones.
+    let p = policy_file(
+        "chain1",
+        "          - d:\n              type: dhcp\n          - n:\n              type: net\n",
+    );
+    let v = read_json(&["--policy", &p.display().to_string(), &f]);
+    assert_eq!(u(&v["p"]["p-default-d"]["dhcp"], "wire_packets.events"), 6);
+    let n = &v["p"]["p-default-n"]["packets"];
+    assert_eq!((u(n, "udp"), u(n, "ipv6"), u(n, "other_l4")), (6, 6, 0));
+    // net → dhcp: net passes every packet on, dhcp keeps its own.
+    let p = policy_file(
+        "chain2",
+        "          - n:\n              type: net\n          - d:\n              type: dhcp\n",
+    );
+    let v = read_json(&["--policy", &p.display().to_string(), &f]);
+    assert_eq!(u(&v["p"]["p-default-n"]["packets"], "ipv6"), 12);
+    let d = &v["p"]["p-default-d"]["dhcp"];
+    assert_eq!(u(d, "wire_packets.events"), 6);
+    assert_eq!(u(d, "wire_packets.reply"), 2);
+}
