@@ -324,3 +324,55 @@ fn chains_forward_dhcp_packets_only() {
     assert_eq!(u(d, "wire_packets.events"), 6);
     assert_eq!(u(d, "wire_packets.reply"), 2);
 }
+
+/// Checks `v` against the subset of JSON Schema pktvisor's window schemas use (`type`,
+/// `required`, `properties`); returns what does not hold.
+fn schema_errors(schema: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
+    let ok = match schema["type"].as_str() {
+        Some("object") => v.is_object(),
+        Some("integer") => v.is_u64() || v.is_i64(),
+        Some("array") => v.is_array(),
+        Some("string") => v.is_string(),
+        Some("number") => v.is_number(),
+        _ => true,
+    };
+    if !ok {
+        out.push(format!("{at}: expected {}", schema["type"]));
+        return;
+    }
+    for key in schema["required"].as_array().into_iter().flatten() {
+        let key = key.as_str().expect("required key");
+        if v.get(key).is_none() {
+            out.push(format!("{at}.{key}: missing"));
+        }
+    }
+    if let Some(props) = schema["properties"].as_object() {
+        for (key, sub) in props {
+            if let Some(child) = v.get(key) {
+                schema_errors(sub, child, &format!("{at}.{key}"), out);
+            }
+        }
+    }
+}
+
+#[test]
+fn window_output_satisfies_pktvisors_dhcp_schema() {
+    let Some(schema) = shared_file("fixtures/pktvisor/window-schemas/dhcp/window-schema.json")
+    else {
+        return;
+    };
+    let Some(f) = shared_file("fixtures/pktvisor/dhcp-flow.pcap") else {
+        return;
+    };
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+    // pktvisor validates its 5-period merged window (test_json_schema.cpp).
+    let v = read_json(&["--periods", "5", &f]);
+    let mut errors = Vec::new();
+    schema_errors(&schema, &v["5m"], "5m", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The schema's example values are the fixture's.
+    let example = &schema["examples"][0]["dhcp"]["wire_packets"];
+    for (key, n) in example.as_object().expect("example") {
+        assert_eq!(v["5m"]["dhcp"]["wire_packets"][key], *n, "{key}");
+    }
+}
