@@ -6,6 +6,7 @@
 //! [`export`] model; only the `outputs` crate turns that into JSON or Prometheus text.
 
 pub mod config;
+pub mod dhcp;
 pub mod dns;
 pub mod dnstap;
 pub mod event;

@@ -11,6 +11,7 @@ use wire::dns::NameBuf;
 use wire::packet::{L3, L4, Packet};
 
 use crate::config::{ConfigError, ConfigMap, WindowConfig};
+use crate::dhcp::{Dhcp, DhcpEvent};
 use crate::dns::v1::DnsV1;
 use crate::dns::v2::DnsV2;
 use crate::event::{
@@ -45,6 +46,7 @@ pub enum HandlerKind {
     DnsV1(DnsV1),
     DnsV2(DnsV2),
     Pcap(PcapStats),
+    Dhcp(Dhcp),
 }
 
 /// A named handler instance.
@@ -109,6 +111,13 @@ impl Handler {
                 limits.max_open_xacts,
             )?),
             ("pcap", "1.0") => HandlerKind::Pcap(PcapStats::new(&spec.config, window)?),
+            ("dhcp", "1.0") => HandlerKind::Dhcp(Dhcp::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+                limits.max_open_xacts,
+            )?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -129,6 +138,7 @@ impl Handler {
             HandlerKind::DnsV1(_) => DnsV1::SCHEMA,
             HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
+            HandlerKind::Dhcp(_) => Dhcp::SCHEMA,
         }
     }
 
@@ -139,6 +149,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => h.window_config.deep_sample_rate,
             HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Dhcp(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -163,6 +174,11 @@ impl Handler {
             HandlerKind::Pcap(h) => {
                 h.window.rotate_to(seq);
             }
+            HandlerKind::Dhcp(h) => {
+                if h.window.rotate_to(seq) {
+                    h.on_rotate(ts_ns);
+                }
+            }
         }
     }
 
@@ -174,6 +190,7 @@ impl Handler {
             (HandlerKind::DnsV1(a), HandlerKind::DnsV1(b)) => a.window.merge(&b.window),
             (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
+            (HandlerKind::Dhcp(a), HandlerKind::Dhcp(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -202,6 +219,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Dhcp(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -227,6 +245,8 @@ pub struct PipelineStats {
     pub dnstap_skipped: u64,
     /// TCP "DNS" messages skipped because the DNS port was the client's, not the server's.
     pub dns_not_served_on_dns_port: u64,
+    /// Datagrams on a DHCP port that are not a readable DHCP message.
+    pub dhcp_malformed: u64,
 }
 
 /// Per-worker processing state.
@@ -236,6 +256,7 @@ pub struct Pipeline {
     extra_dns_ports: Vec<u16>,
     tcp: TcpDnsReassembler,
     needs_dns: bool,
+    needs_dhcp: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -270,6 +291,8 @@ pub(crate) enum ChainEvent<'e, 'a> {
     TcpPacket(&'e DnsEvent<'a>),
     /// A DNS message from a reassembled UDP datagram: dns handlers only.
     Datagram(&'e DnsEvent<'a>),
+    /// A captured packet carrying a DHCP message: a packet to packet handlers.
+    Dhcp(&'e PacketEvent, &'e DhcpEvent<'a>),
 }
 
 impl<'e, 'a> ChainEvent<'e, 'a> {
@@ -292,12 +315,18 @@ impl Pipeline {
         let needs_dns = policies
             .iter()
             .any(|p| p.handlers.iter().any(Handler::is_dns));
+        let needs_dhcp = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Dhcp(_)))
+        });
         Self {
             policies,
             host,
             extra_dns_ports,
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
+            needs_dhcp,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -327,6 +356,7 @@ impl Pipeline {
         self.stats.dns_malformed += other.stats.dns_malformed;
         self.stats.dnstap_skipped += other.stats.dnstap_skipped;
         self.stats.dns_not_served_on_dns_port += other.stats.dns_not_served_on_dns_port;
+        self.stats.dhcp_malformed += other.stats.dhcp_malformed;
     }
 
     /// Processes one decoded packet captured at `ts_ns` with the given frame length.
@@ -424,12 +454,29 @@ impl Pipeline {
                 }
             }
         } else {
+            // DHCP over UDP (not fragments: their reassembled datagram reaches only dns).
+            let dhcp = match (self.needs_dhcp, &dns_ev, l4, mode) {
+                (true, None, L4Kind::Udp, Mode::Full) if pkt.fragment.is_none() => {
+                    match crate::dhcp::decode(pkt.src_port, pkt.dst_port, pkt.payload) {
+                        Some(Ok(msg)) => Some(DhcpEvent {
+                            msg,
+                            src_mac: pkt.src_mac,
+                        }),
+                        Some(Err(_)) => {
+                            self.stats.dhcp_malformed += 1;
+                            None
+                        }
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            let chain_ev = match &dhcp {
+                Some(d) => ChainEvent::Dhcp(&ev, d),
+                None => ChainEvent::Packet(&ev, dns_ev.as_ref()),
+            };
             for policy in &mut self.policies {
-                dispatch(
-                    policy,
-                    ChainEvent::Packet(&ev, dns_ev.as_ref()),
-                    &mut self.geo,
-                );
+                dispatch(policy, chain_ev, &mut self.geo);
             }
         }
 
@@ -641,12 +688,12 @@ fn offer<'e, 'a>(
 ) -> Option<ChainEvent<'e, 'a>> {
     let rate = h.deep_rate();
     match (&mut h.kind, ev) {
-        (HandlerKind::NetV1(n), ChainEvent::Packet(p, _)) => {
+        (HandlerKind::NetV1(n), ChainEvent::Packet(p, _) | ChainEvent::Dhcp(p, _)) => {
             let mut p2 = *p;
             p2.deep = deep_sample(rate, p.flow, p.ts_ns);
             n.on_packet(&p2, geo).then_some(ev)
         }
-        (HandlerKind::NetV2(n), ChainEvent::Packet(p, _)) => {
+        (HandlerKind::NetV2(n), ChainEvent::Packet(p, _) | ChainEvent::Dhcp(p, _)) => {
             let mut p2 = *p;
             p2.deep = deep_sample(rate, p.flow, p.ts_ns);
             n.on_packet(&p2, geo).then_some(ev)
@@ -665,7 +712,10 @@ fn offer<'e, 'a>(
             };
             accepted.then_some(ev)
         }
-        (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Packet(_, None)) => None,
+        (
+            HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_),
+            ChainEvent::Packet(_, None) | ChainEvent::Dhcp(..),
+        ) => None,
         (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Packet(_, Some(d))) => {
             on_dns(h, d, rate, geo).then_some(ev)
         }
@@ -677,6 +727,12 @@ fn offer<'e, 'a>(
             on_dns(h, d, rate, geo).then_some(ev)
         }
         (HandlerKind::Pcap(_), _) => Some(ev),
+        (HandlerKind::Dhcp(h), ChainEvent::Dhcp(p, d)) => {
+            let mut p2 = *p;
+            p2.deep = deep_sample(rate, p.flow, p.ts_ns);
+            h.on_dhcp(&p2, d).then_some(ev)
+        }
+        (HandlerKind::Dhcp(_), _) => None,
     }
 }
 

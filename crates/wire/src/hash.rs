@@ -48,9 +48,20 @@ pub fn flow_hash_parts(a: IpAddr, ap: u16, b: IpAddr, bp: u16, proto: u8) -> u64
 }
 
 /// Hashes the flow of a decoded packet (addresses, ports and IP protocol), direction-free.
+///
+/// DHCP (UDP with port 67, 68, 546 or 547 on either side) hashes to one value: a client's
+/// broadcast and the server's answer are different 5-tuples, and only one worker seeing both
+/// can match the transaction. DHCP traffic is small enough for one worker.
 pub fn flow_hash(p: &Packet<'_>) -> u64 {
+    let dhcp = |port: u16| matches!(port, 67 | 68 | 546 | 547);
+    if p.ip_proto == 17 && (dhcp(p.src_port) || dhcp(p.dst_port)) {
+        return DHCP_FLOW;
+    }
     flow_hash_parts(p.src, p.src_port, p.dst, p.dst_port, p.ip_proto)
 }
+
+/// The flow hash of every DHCP packet (an arbitrary fixed value).
+pub const DHCP_FLOW: u64 = 0xd4c9_0067_0068_0547;
 
 #[cfg(test)]
 mod tests {
@@ -85,6 +96,33 @@ mod tests {
             flow_hash(&p),
             flow_hash_parts(p.dst, p.dst_port, p.src, p.src_port, 6)
         );
+    }
+
+    #[test]
+    fn dhcp_exchanges_hash_alike() {
+        let discover = Packet {
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(Ipv4Addr::BROADCAST),
+            src_port: 68,
+            dst_port: 67,
+            ip_proto: 17,
+            ..Packet::default()
+        };
+        let offer = Packet {
+            src: IpAddr::V4(Ipv4Addr::new(192, 168, 2, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 168, 2, 248)),
+            src_port: 67,
+            dst_port: 68,
+            ..discover
+        };
+        assert_eq!(flow_hash(&discover), flow_hash(&offer));
+        assert_eq!(flow_hash(&offer), DHCP_FLOW);
+        // TCP on the same ports is an ordinary flow.
+        let tcp = Packet {
+            ip_proto: 6,
+            ..offer
+        };
+        assert_ne!(flow_hash(&tcp), DHCP_FLOW);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod bpf;
 pub mod capture;
+pub mod dhcp;
 pub mod dns;
 pub mod dnstap;
 pub mod hash;

@@ -102,6 +102,9 @@ pub struct Packet<'a> {
     pub ip_payload: &'a [u8],
     /// Payload after the UDP or TCP header; empty for fragments and other transports.
     pub payload: &'a [u8],
+    /// Source address of the outermost Ethernet header (DHCP names servers by it); zero for
+    /// other link types.
+    pub src_mac: [u8; 6],
 }
 
 impl Default for Packet<'_> {
@@ -123,6 +126,7 @@ impl Default for Packet<'_> {
             ip_header: &[],
             ip_payload: &[],
             payload: &[],
+            src_mac: [0; 6],
         }
     }
 }
@@ -335,9 +339,23 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
         } else {
             ipv6(d, &mut p)?;
         }
+        p.src_mac = src_mac(frame);
         return Ok(p);
     }
-    decode_slow(link, frame)
+    let mut p = decode_slow(link, frame)?;
+    if link == LinkType::Ethernet {
+        p.src_mac = src_mac(frame);
+    }
+    Ok(p)
+}
+
+/// Bytes 6..12 of an Ethernet frame (zero when shorter).
+#[inline]
+fn src_mac(frame: &[u8]) -> [u8; 6] {
+    frame
+        .get(6..12)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or_default()
 }
 
 /// Every link layer and encapsulation other than plain Ethernet + IP.

@@ -252,9 +252,10 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         },
         max_open_xacts: args.max_open_xacts,
     };
-    // pktvisor-reader runs net and dns on every input, and the pcap statistics on captures.
+    // pktvisor-reader runs net and dns on every input, and dhcp and the pcap statistics on
+    // captures.
     let defaults_kinds: &'static [&'static str] = if args.input == InputKind::Pcap {
-        &["net", "dns", "pcap"]
+        &["net", "dns", "pcap", "dhcp"]
     } else {
         &["net", "dns"]
     };
@@ -368,6 +369,9 @@ fn skipped_note(result: &ReadResult) -> Option<String> {
     let p = &result.pipeline.stats;
     if p.dns_malformed > 0 {
         parts.push(format!("{} DNS messages: malformed", p.dns_malformed));
+    }
+    if p.dhcp_malformed > 0 {
+        parts.push(format!("{} DHCP messages: malformed", p.dhcp_malformed));
     }
     if p.dnstap_skipped > 0 {
         parts.push(format!(
