@@ -1,3 +1,4 @@
 //! The `wirelens` front ends as a library, so that tests drive exactly what the binary runs.
 
+pub mod agent;
 pub mod read;
