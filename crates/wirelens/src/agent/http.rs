@@ -171,8 +171,10 @@ async fn taps(State(s): St) -> Response {
 async fn tap(State(s): St, Path(name): Path<String>) -> Response {
     ok_json(
         with_agent(&s, move |a| {
-            a.tap_json(&name)
-                .ok_or_else(|| AgentError::NotFound("tap does not exists".into()))
+            let info = a
+                .tap_json(&name)
+                .ok_or_else(|| AgentError::NotFound("tap does not exists".into()))?;
+            Ok(json!({ name: info }))
         })
         .await,
     )
@@ -188,8 +190,10 @@ async fn policies(State(s): St) -> Response {
 async fn policy_info(State(s): St, Path(name): Path<String>) -> Response {
     ok_json(
         with_agent(&s, move |a| {
-            a.policy_json(&name)
-                .ok_or_else(|| AgentError::NotFound("policy does not exists".into()))
+            let info = a
+                .policy_json(&name)
+                .ok_or_else(|| AgentError::NotFound("policy does not exists".into()))?;
+            Ok(json!({ name: info }))
         })
         .await,
     )
@@ -427,7 +431,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
             ));
         r = r.merge(admin);
     }
+    // A method a path does not serve is not found, as in pktvisor (not 405).
     r.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .method_not_allowed_fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .with_state(shared)
 }
 
