@@ -18,7 +18,7 @@ use thiserror::Error;
 use wire::capture::LinkType;
 
 /// Frames handed to the sink per `poll` of a file source (a batch between control checks).
-const FILE_BATCH: usize = 1024;
+const FILE_BATCH: usize = 256;
 /// How long a worker waits on one source before looking at its control channel again.
 const POLL_TIMEOUT: Duration = Duration::from_millis(20);
 
