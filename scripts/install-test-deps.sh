@@ -16,7 +16,7 @@ done
 
 # Debian package name -> a file or command that proves it is installed. dpkg-query alone is not
 # enough (a package can be "rc": removed, config left), so both are checked.
-pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine)
+pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine prometheus)
 if [ "$want_gen" = 1 ]; then
   pkgs+=(knot knot-dnsutils dnsperf bind9-dnsutils nginx wrk openssl curl iproute2 ethtool python3)
 fi
@@ -66,7 +66,7 @@ if ! cargo fuzz --version > /dev/null 2>&1; then
 fi
 
 # Fail loudly if a tool the tests call is still not runnable.
-for tool in tshark tcpdump tcpreplay ndpiReader hyperfine /usr/bin/time; do
+for tool in tshark tcpdump tcpreplay ndpiReader hyperfine /usr/bin/time promtool prometheus; do
   command -v "$tool" > /dev/null || { echo "install-test-deps: $tool missing after install" >&2; exit 1; }
 done
 cargo fuzz --version > /dev/null || { echo "install-test-deps: cargo fuzz not runnable" >&2; exit 1; }
