@@ -540,6 +540,36 @@ struct WorkerInput {
     filter: Option<Filter>,
     /// Set when the source failed: it is not polled again.
     error: Option<String>,
+    /// Drop counters at the last stats sample (kernel, interface) and when it was taken.
+    drops_seen: (u64, u64),
+    stats_at: std::time::Instant,
+}
+
+/// How often a worker samples its sources' drop counters (pktvisor: every second).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+impl WorkerInput {
+    /// Adds the drops since the last sample to the live bucket of every `pcap` handler
+    /// (pktvisor's `os_drops`, `if_drops`: deltas of the source's monotonic counters).
+    fn sample_drops(&mut self) {
+        self.stats_at = std::time::Instant::now();
+        let s = self.source.stats();
+        let os = s.kernel_drops.saturating_sub(self.drops_seen.0);
+        let ifd = s.if_drops.saturating_sub(self.drops_seen.1);
+        self.drops_seen = (s.kernel_drops, s.if_drops);
+        if os == 0 && ifd == 0 {
+            return;
+        }
+        for p in &mut self.pipeline.policies {
+            for h in &mut p.handlers {
+                if let analyzers::pipeline::HandlerKind::Pcap(pc) = &mut h.kind {
+                    let live = pc.window.live();
+                    live.os_drops += os;
+                    live.if_drops += ifd;
+                }
+            }
+        }
+    }
 }
 
 /// A packet filter compiled per link type on first use.
@@ -611,6 +641,9 @@ impl Worker {
                 if let Err(e) = source.poll(POLL_TIMEOUT, &mut sink) {
                     inp.error = Some(e.to_string());
                 }
+                if inp.stats_at.elapsed() >= STATS_INTERVAL {
+                    inp.sample_drops();
+                }
             }
             if !polled {
                 match rx.recv_timeout(Duration::from_millis(100)) {
@@ -660,6 +693,8 @@ impl Worker {
                         programs: Vec::new(),
                     }),
                     error: None,
+                    drops_seen: (0, 0),
+                    stats_at: std::time::Instant::now(),
                 });
                 let _ = ack.send(());
             }
@@ -808,6 +843,7 @@ mod tests {
                 });
             }
             self.stats.received += self.per_poll as u64;
+            self.stats.kernel_drops += 2;
             Ok(self.per_poll)
         }
         fn stats(&mut self) -> SourceStats {
@@ -924,6 +960,48 @@ mod tests {
             .unwrap();
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(total(&rt, "a"), Some(0));
+    }
+
+    #[test]
+    fn source_drops_reach_the_pcap_handler() {
+        let rt = Runtime::start(&RuntimeConfig {
+            workers: 1,
+            period: Duration::from_secs(3600),
+        });
+        let pcap_plan = || -> Result<PolicyPlan, RuntimeError> {
+            let spec = HandlerSpec {
+                name: "pcap".into(),
+                kind: "pcap".into(),
+                ..Default::default()
+            };
+            Ok(PolicyPlan {
+                name: "p".into(),
+                chained: false,
+                handlers: vec![
+                    Handler::build(&spec, "p-t-pcap".into(), &Limits::default()).unwrap(),
+                ],
+            })
+        };
+        let src: Vec<Box<dyn PacketSource>> = vec![Box::new(Synthetic {
+            frame: udp_frame(1),
+            per_poll: 1,
+            polls: 3,
+            stats: SourceStats::default(),
+        })];
+        rt.add_input("in", src, &mut || with(vec![pcap_plan()?]), None)
+            .unwrap();
+        std::thread::sleep(STATS_INTERVAL + Duration::from_millis(300));
+        let mut empty = || pcap_plan().unwrap().handlers;
+        let hs = rt.snapshot("in", "p", &mut empty).unwrap().unwrap();
+        let e = hs[0].export(&[rt.current_seq()]).unwrap();
+        let os = e
+            .metrics
+            .iter()
+            .find_map(|m| match (&m.json_path[..], &m.value) {
+                (["os_drops"], Value::Int(n)) => Some(*n),
+                _ => None,
+            });
+        assert_eq!(os, Some(6));
     }
 
     #[test]
