@@ -353,6 +353,9 @@ async fn require_token(State(s): St, req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+            // Read the (bounded) body first: closing a connection with unread data resets
+            // it, and the client could lose the 401.
+            let _ = axum::body::to_bytes(req.into_body(), 1 << 20).await;
             let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

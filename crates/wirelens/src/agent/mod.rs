@@ -89,14 +89,15 @@ struct Serve {
 
 /// The pktvisord built-in policy for interfaces given on the command line.
 fn default_document(args: &AgentArgs) -> String {
-    let iface = args.ifaces.join(",");
-    let mut tap_cfg = format!("        iface: \"{iface}\"\n");
+    // A JSON string is a YAML double-quoted scalar: quotes and backslashes stay intact.
+    let quote = |v: &str| serde_json::Value::from(v).to_string();
+    let mut tap_cfg = format!("        iface: {}\n", quote(&args.ifaces.join(",")));
     if let Some(h) = &args.host_spec {
-        tap_cfg.push_str(&format!("        host_spec: \"{h}\"\n"));
+        tap_cfg.push_str(&format!("        host_spec: {}\n", quote(h)));
     }
     let mut input = "        tap: default\n        input_type: pcap\n".to_string();
     if let Some(b) = &args.bpf {
-        input.push_str(&format!("        filter:\n          bpf: \"{b}\"\n"));
+        input.push_str(&format!("        filter:\n          bpf: {}\n", quote(b)));
     }
     format!(
         "visor:\n  taps:\n    default:\n      input_type: pcap\n      config:\n{tap_cfg}  policies:\n    default:\n      kind: collection\n      input:\n{input}      handlers:\n        window_config:\n          num_periods: {}\n          deep_sample_rate: {}\n        modules:\n          net:\n            type: net\n          dns:\n            type: dns\n          pcap_stats:\n            type: pcap\n",
@@ -346,7 +347,7 @@ mod tests {
             "x",
             "eth0",
             "-b",
-            "udp port 53",
+            "udp port 53 and not host \"x\"",
             "-H",
             "10.0.0.0/8",
             "--periods",
@@ -362,7 +363,7 @@ mod tests {
         assert_eq!(p.name, "default");
         assert_eq!(
             p.input_config.get("bpf"),
-            Some(&ConfigValue::Str("udp port 53".into()))
+            Some(&ConfigValue::Str("udp port 53 and not host \"x\"".into()))
         );
         let kinds: Vec<&str> = p.handlers.iter().map(|h| h.kind.as_str()).collect();
         assert_eq!(kinds, ["dns", "net", "pcap"]);
