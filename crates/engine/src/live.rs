@@ -1026,6 +1026,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Every moment lies in the period its sequence number names; later moments never
+        /// go back to an earlier period; completed periods are exactly one period long.
+        #[test]
+        fn wall_clock_periods_tile_time(
+            t0 in 0u64..1 << 62,
+            period in 1u64 << 20..1 << 40,
+            a in 0u64..1 << 50,
+            b in 0u64..1 << 50,
+        ) {
+            let c = WallClock::new(t0, Duration::from_nanos(period));
+            let (a, b) = (t0 + a.min(b), t0 + a.max(b));
+            let (sa, sb) = (c.seq_at(a), c.seq_at(b));
+            proptest::prop_assert!(sa <= sb);
+            let p = c.period(sa, a);
+            proptest::prop_assert!(p.start_ns <= a && a < p.start_ns + period);
+            proptest::prop_assert_eq!(p.end_ns, a);
+            if sa < sb {
+                let done = c.period(sa, b);
+                proptest::prop_assert_eq!(done.end_ns - done.start_ns, period);
+            }
+        }
+    }
+
     #[test]
     fn idle_workers_rotate_on_the_wall_clock() {
         let rt = Runtime::start(&RuntimeConfig {
