@@ -35,6 +35,18 @@ fn config(udp: &str, tcp: &str) -> String {
             type: net
           dns:
             type: dns
+    merged:
+      kind: collection
+      config:
+        merge_like_handlers: true
+      input:
+        tap: udp
+      handlers:
+        modules:
+          net1:
+            type: net
+          net2:
+            type: net
     overtcp:
       kind: collection
       input:
@@ -130,7 +142,11 @@ fn agent_serves_what_read_prints() {
     // __all holds both policies.
     let all = agent.get_json("/api/v1/policies/__all/metrics/window/2");
     let names: Vec<&String> = all.as_object().unwrap().keys().collect();
-    assert_eq!(names, ["default", "overtcp"]);
+    assert_eq!(names, ["default", "merged", "overtcp"]);
+    // merge_like_handlers: two net handlers on one capture, reported as one.
+    let merged = &all["merged"];
+    assert_eq!(merged.as_object().unwrap().len(), 1, "{merged}");
+    assert_eq!(merged["packets_merged"]["packets"]["total"], 280);
 
     // pktvisor 3.0's view of the `default` policy.
     let legacy = agent.get_json("/api/v1/metrics/bucket/0");
@@ -227,7 +243,7 @@ fn agent_serves_what_read_prints() {
             .as_object()
             .unwrap()
             .len(),
-        2
+        3
     );
 
     let app = agent.get_json("/api/v1/metrics/app");

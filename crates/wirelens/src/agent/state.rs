@@ -153,6 +153,26 @@ pub fn config_json(c: &ConfigMap) -> Value {
     Value::Object(c.iter().map(|(k, v)| (k.to_string(), one(v))).collect())
 }
 
+/// pktvisor's `merge_like_handlers`: handlers of one schema become one, `<schema>_merged`
+/// (sketches merge as across workers; handlers of one schema but another version stay apart).
+fn merge_like(handlers: Vec<Handler>) -> Vec<Handler> {
+    let mut out: Vec<Handler> = Vec::new();
+    for h in handlers {
+        let same = |o: &&mut Handler| {
+            o.schema() == h.schema()
+                && std::mem::discriminant(&o.kind) == std::mem::discriminant(&h.kind)
+        };
+        if let Some(o) = out.iter_mut().find(|o| same(o)) {
+            o.merge(&h);
+        } else {
+            let mut h = h;
+            h.name = format!("{}_merged", h.schema());
+            out.push(h);
+        }
+    }
+    out
+}
+
 fn text(c: &ConfigMap, key: &str) -> Option<String> {
     c.get(key).and_then(ConfigValue::scalar_string)
 }
@@ -656,10 +676,15 @@ impl Agent {
                 .map(|pl| pl.handlers)
                 .unwrap_or_default()
         };
-        Ok(self
+        let handlers = self
             .rt
             .snapshot(&inst.input, &p.spec.name, &mut empty)?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok(if p.spec.merge_like_handlers {
+            merge_like(handlers)
+        } else {
+            handlers
+        })
     }
 
     fn span_period(&self, seqs: &[u32]) -> analyzers::window::Period {
