@@ -19,6 +19,8 @@ use wire::capture::LinkType;
 
 /// Frames handed to the sink per `poll` of a file source (a batch between control checks).
 const FILE_BATCH: usize = 256;
+/// How long shutdown waits for workers to finish their batch and flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long a worker waits on one source before looking at its control channel again.
 const POLL_TIMEOUT: Duration = Duration::from_millis(20);
 
@@ -520,8 +522,16 @@ impl Runtime {
     fn stop_and_join(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.senders.clear();
+        // A source blocked in a read that never returns (a FIFO nobody writes) must not keep
+        // the process from exiting: such a worker is left behind after a grace period.
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         for h in self.handles.drain(..) {
-            let _ = h.join();
+            while !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
         }
     }
 }
