@@ -806,3 +806,78 @@ impl Agent {
         Ok(w.render())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::live::RuntimeConfig;
+
+    fn agent() -> Agent {
+        let rt = Runtime::start(&RuntimeConfig {
+            workers: 2,
+            period: std::time::Duration::from_secs(3600),
+        });
+        Agent::new(rt, Options::default())
+    }
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/../../../shared/fixtures/pktvisor/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn a_failing_instance_rolls_back_the_whole_policy() {
+        let mut a = agent();
+        let doc = a
+            .parse(&format!(
+                "visor:\n  taps:\n    a_good:\n      input_type: pcap\n      tags: {{role: x}}\n      config: {{pcap_file: \"{}\"}}\n    z_bad:\n      input_type: pcap\n      tags: {{role: x}}\n      config: {{pcap_file: /nonexistent.pcap}}\n",
+                fixture("dns_ipv4_udp.pcap")
+            ))
+            .unwrap();
+        for t in doc.taps {
+            a.add_tap(t, Origin::Api).unwrap();
+        }
+        let p = a
+            .parse("visor:\n  policies:\n    p:\n      kind: collection\n      input:\n        tap_selector:\n          any:\n            - role: x\n      handlers:\n        modules:\n          n:\n            type: net\n")
+            .unwrap();
+        let e = a.add_policies(p.policies, Origin::Api).unwrap_err();
+        assert!(matches!(e, AgentError::BadRequest(_)), "{e:?}");
+        assert!(e.to_string().contains("/nonexistent.pcap"), "{e}");
+        assert_eq!(a.policies_json(), json!({}));
+        assert!(a.inputs.is_empty(), "an input was left running");
+        a.shutdown();
+    }
+
+    #[test]
+    fn inputs_are_shared_by_tap_and_config() {
+        let c1 = ConfigMap::new();
+        let mut c2 = ConfigMap::new();
+        c2.set("bpf", ConfigValue::Str("udp".into()));
+        assert_eq!(input_key("t", &c1), input_key("t", &c1));
+        assert_ne!(input_key("t", &c1), input_key("t", &c2));
+        assert!(input_key("t", &c2).starts_with("t-"));
+        let mut a = agent();
+        let doc = a
+            .parse(&format!(
+                "visor:\n  taps:\n    t:\n      input_type: pcap\n      config: {{pcap_file: \"{}\"}}\n  policies:\n    p1:\n      kind: collection\n      input: {{tap: t}}\n      handlers: {{modules: {{n: {{type: net}}}}}}\n    p2:\n      kind: collection\n      input: {{tap: t}}\n      handlers: {{modules: {{n: {{type: net}}}}}}\n    p3:\n      kind: collection\n      input: {{tap: t, filter: {{bpf: udp}}}}\n      handlers: {{modules: {{n: {{type: net}}}}}}\n",
+                fixture("dns_ipv4_udp.pcap")
+            ))
+            .unwrap();
+        a.apply_config(doc, Origin::Config).unwrap();
+        assert_eq!(a.inputs.len(), 2);
+        a.remove_policy("p1").unwrap();
+        assert_eq!(a.inputs.len(), 2);
+        a.remove_policy("p2").unwrap();
+        assert_eq!(a.inputs.len(), 1);
+        assert_eq!(
+            a.remove_policy("p2").unwrap_err(),
+            AgentError::NotFound("policy does not exists".into())
+        );
+        a.remove_tap("t").unwrap();
+        assert!(a.inputs.is_empty());
+        assert_eq!(a.policies_json(), json!({}));
+        a.shutdown();
+    }
+}
