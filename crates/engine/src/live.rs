@@ -172,15 +172,20 @@ impl FileReplay {
 impl PacketSource for FileReplay {
     fn poll(
         &mut self,
-        timeout: Duration,
+        _timeout: Duration,
         sink: &mut dyn FnMut(&Frame<'_>),
     ) -> Result<usize, SourceError> {
+        // At its end a file has nothing more: the worker then waits on its control channel.
         if self.stats.finished {
-            std::thread::sleep(timeout);
             return Ok(0);
         }
         let mut given = 0;
-        for _ in 0..FILE_BATCH {
+        // Reads until some frames of this worker's share came (or the file ended), so that
+        // a worker whose share is rare does not idle between batches; bounded so control
+        // messages still get through on long files.
+        let mut read = 0;
+        while read < FILE_BATCH * 64 && (given == 0 || read % FILE_BATCH != 0) {
+            read += 1;
             let Some(rec) = self.file.next_record()? else {
                 self.stats.finished = true;
                 break;
@@ -636,6 +641,7 @@ impl Worker {
             }
             self.rotate();
             let mut polled = false;
+            let mut frames = 0;
             for inp in &mut self.inputs {
                 if inp.error.is_some() {
                     continue;
@@ -648,15 +654,22 @@ impl Worker {
                     ..
                 } = inp;
                 let mut sink = |f: &Frame<'_>| process(pipeline, filter, f);
-                if let Err(e) = source.poll(POLL_TIMEOUT, &mut sink) {
-                    inp.error = Some(e.to_string());
+                match source.poll(POLL_TIMEOUT, &mut sink) {
+                    Ok(n) => frames += n,
+                    Err(e) => inp.error = Some(e.to_string()),
                 }
                 if inp.stats_at.elapsed() >= STATS_INTERVAL {
                     inp.sample_drops();
                 }
             }
-            if !polled {
-                match rx.recv_timeout(Duration::from_millis(100)) {
+            if frames == 0 {
+                // Nothing came in: wait for control messages instead (answered at once).
+                let idle = if polled {
+                    POLL_TIMEOUT
+                } else {
+                    Duration::from_millis(100)
+                };
+                match rx.recv_timeout(idle) {
                     Ok(msg) => self.handle(msg),
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
