@@ -17,7 +17,7 @@ done
 
 # Debian package name -> a file or command that proves it is installed. dpkg-query alone is not
 # enough (a package can be "rc": removed, config left), so both are checked.
-pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine prometheus curl openssl)
+pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine prometheus curl openssl iproute2)
 if [ "$want_gen" = 1 ]; then
   pkgs+=(knot knot-dnsutils dnsperf bind9-dnsutils nginx wrk iproute2 ethtool python3)
 fi
