@@ -3,6 +3,7 @@
 //! a conversation meet in one worker), and merges the workers' summaries at the end (offline)
 //! or on request (the live runtime).
 
+pub mod afpacket;
 pub mod live;
 pub mod offline;
 pub mod period;

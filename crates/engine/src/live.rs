@@ -71,10 +71,6 @@ pub enum SourceError {
     Input(#[from] InputError),
     #[error("input stream type '{0}' is not available")]
     UnknownType(String),
-    #[error(
-        "live capture on interface '{0}' is not built yet; use config 'pcap_file' to replay a capture"
-    )]
-    LiveNotBuilt(String),
     #[error("no iface was specified for live capture")]
     NoIface,
     #[error("{0}")]
@@ -82,7 +78,7 @@ pub enum SourceError {
 }
 
 /// One worker's share of a tap's input. Implementations: pcap file replay (here), AF_PACKET
-/// ring (through [`live_capture_sources`]), later dnstap/sFlow/NetFlow listeners.
+/// ring (through [`crate::afpacket::open_sources`]), later dnstap/sFlow/NetFlow listeners.
 pub trait PacketSource: Send {
     /// Waits up to `timeout` for frames; calls `sink` for each; returns how many, 0 on
     /// timeout. An error is fatal for this source.
@@ -95,9 +91,11 @@ pub trait PacketSource: Send {
     fn stats(&mut self) -> SourceStats;
 }
 
-/// The keys a `pcap` tap accepts (pktvisor's list).
-pub const PCAP_KEYS: [&str; 7] = [
+/// The keys a `pcap` tap accepts (pktvisor's list, plus `ring_size_mb`: the AF_PACKET ring
+/// per worker and interface, in MiB).
+pub const PCAP_KEYS: [&str; 8] = [
     "iface",
+    "ring_size_mb",
     "bpf",
     "debug",
     "host_spec",
@@ -136,15 +134,31 @@ pub fn build_sources(
         Some(other) => return Err(SourceError::Config(format!("unknown pcap source: {other}"))),
     }
     let iface = text("iface").ok_or(SourceError::NoIface)?;
-    live_capture_sources(&iface, workers)
-}
-
-/// Where the AF_PACKET ring plugs in: one ring socket per worker in one fanout group.
-pub fn live_capture_sources(
-    iface: &str,
-    _workers: usize,
-) -> Result<Vec<Box<dyn PacketSource>>, SourceError> {
-    Err(SourceError::LiveNotBuilt(iface.to_string()))
+    let ring_bytes = match text("ring_size_mb") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(mb) if (1..=65_536).contains(&mb) => Some(mb << 20),
+            _ => {
+                return Err(SourceError::Config(format!(
+                    "ring_size_mb must be a number of MiB from 1 to 65536, not '{v}'"
+                )));
+            }
+        },
+    };
+    let spec = crate::afpacket::LiveSpec {
+        ifaces: iface
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        ring_bytes,
+        bpf: text("bpf"),
+    };
+    if spec.ifaces.is_empty() {
+        return Err(SourceError::NoIface);
+    }
+    crate::afpacket::open_sources(&spec, workers)
 }
 
 /// A capture file replayed once; each worker's replay keeps only the frames whose symmetric
@@ -1115,11 +1129,19 @@ mod tests {
             build_sources("pcap", &c, 1),
             Err(SourceError::NoIface)
         ));
+        // An interface that does not exist names itself in the error.
+        c.set("iface", ConfigValue::Str("wl-no-such0".into()));
+        let Err(SourceError::Config(msg)) = build_sources("pcap", &c, 1) else {
+            panic!("a missing interface was accepted");
+        };
+        assert!(msg.contains("wl-no-such0"), "{msg}");
+        c.set("ring_size_mb", ConfigValue::Str("0".into()));
+        let Err(SourceError::Config(msg)) = build_sources("pcap", &c, 1) else {
+            panic!("a zero ring was accepted");
+        };
+        assert!(msg.contains("ring_size_mb"), "{msg}");
+        c = ConfigMap::new();
         c.set("iface", ConfigValue::Str("eth0".into()));
-        assert!(matches!(
-            build_sources("pcap", &c, 1),
-            Err(SourceError::LiveNotBuilt(_))
-        ));
         c.set("bogus", ConfigValue::Int(1));
         let Err(SourceError::Config(msg)) = build_sources("pcap", &c, 1) else {
             panic!("bogus key accepted");

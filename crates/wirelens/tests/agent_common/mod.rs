@@ -56,12 +56,27 @@ pub struct Agent {
     pub port: u16,
     /// Lines the agent printed on stderr after its start line.
     pub stderr: mpsc::Receiver<String>,
+    /// The network namespace the agent runs in (its loopback is only reachable from there).
+    pub netns: Option<String>,
 }
 
 impl Agent {
     /// Starts `wirelens agent -l 127.0.0.1 -p 0 ARGS` and waits for its "serving on" line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(bin())
+        Self::start_in(None, args)
+    }
+
+    /// Starts the agent inside network namespace `netns` (`ip netns exec`), or here.
+    pub fn start_in(netns: Option<&str>, args: &[&str]) -> Self {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .arg("agent")
             .args(["-l", "127.0.0.1", "-p", "0"])
             .args(args)
@@ -88,6 +103,7 @@ impl Agent {
                             child,
                             port,
                             stderr: rx,
+                            netns: netns.map(String::from),
                         };
                     }
                 }
@@ -108,7 +124,10 @@ impl Agent {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, String) {
-        request(self.port, method, path, headers, body)
+        match &self.netns {
+            Some(ns) => request_in_netns(ns, self.port, method, path, headers, body),
+            None => request(self.port, method, path, headers, body),
+        }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -259,4 +278,38 @@ pub fn read_json(args: &[&str]) -> Value {
     let out = Command::new(bin()).arg("read").args(args).output().unwrap();
     assert!(out.status.success(), "read failed: {out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// One HTTP request from inside network namespace `ns`, with curl (`ip netns exec`).
+pub fn request_in_netns(
+    ns: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        ns,
+        "curl",
+        "-s",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    if !body.is_empty() {
+        cmd.arg("--data-binary").arg(body);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().expect("curl starts");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
