@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what wirelens' tests and benchmarks need: tshark (the DNS oracle), tcpdump, tcpreplay,
+# Installs what wirelens' tests and benchmarks need: tshark (the DNS oracle), prometheus/promtool,
+# curl and openssl (the agent's HTTP/TLS tests), tcpdump, tcpreplay,
 # ndpiReader, GNU time, hyperfine, the benchmark generator's servers and clients, and cargo-fuzz.
 # Idempotent: packages and tools already present are skipped, so a warm machine returns in seconds.
 # Usage: bash scripts/install-test-deps.sh [--no-bench-gen]
@@ -16,9 +17,9 @@ done
 
 # Debian package name -> a file or command that proves it is installed. dpkg-query alone is not
 # enough (a package can be "rc": removed, config left), so both are checked.
-pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine iproute2 unbound knot knot-dnsutils knot-module-dnstap)
+pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine iproute2 unbound knot knot-dnsutils knot-module-dnstap prometheus curl openssl)
 if [ "$want_gen" = 1 ]; then
-  pkgs+=(knot knot-dnsutils dnsperf bind9-dnsutils nginx wrk openssl curl iproute2 ethtool python3)
+  pkgs+=(knot knot-dnsutils dnsperf bind9-dnsutils nginx wrk iproute2 ethtool python3)
 fi
 
 missing=()
@@ -66,7 +67,7 @@ if ! cargo fuzz --version > /dev/null 2>&1; then
 fi
 
 # Fail loudly if a tool the tests call is still not runnable.
-for tool in tshark tcpdump tcpreplay ndpiReader hyperfine /usr/bin/time; do
+for tool in tshark tcpdump tcpreplay ndpiReader hyperfine /usr/bin/time promtool prometheus; do
   command -v "$tool" > /dev/null || { echo "install-test-deps: $tool missing after install" >&2; exit 1; }
 done
 cargo fuzz --version > /dev/null || { echo "install-test-deps: cargo fuzz not runnable" >&2; exit 1; }

@@ -183,7 +183,7 @@ impl Handler {
     }
 
     /// Merges another worker's instance of the same handler.
-    fn merge(&mut self, other: &Handler) {
+    pub fn merge(&mut self, other: &Handler) {
         match (&mut self.kind, &other.kind) {
             (HandlerKind::NetV1(a), HandlerKind::NetV1(b)) => a.window.merge(&b.window),
             (HandlerKind::NetV2(a), HandlerKind::NetV2(b)) => a.window.merge(&b.window),
@@ -333,6 +333,24 @@ impl Pipeline {
             name: Box::default(),
             tcp_name: Box::default(),
         }
+    }
+
+    /// Adds a policy's handlers to a running pipeline (between batches, never per packet).
+    pub fn add_policy(&mut self, plan: PolicyPlan) {
+        self.needs_dns |= plan.handlers.iter().any(Handler::is_dns);
+        self.policies.push(plan);
+    }
+
+    /// Removes a policy's handlers; the other policies keep their buckets. Returns the removed
+    /// policy, if it was there.
+    pub fn remove_policy(&mut self, name: &str) -> Option<PolicyPlan> {
+        let at = self.policies.iter().position(|p| p.name == name)?;
+        let plan = self.policies.remove(at);
+        self.needs_dns = self
+            .policies
+            .iter()
+            .any(|p| p.handlers.iter().any(Handler::is_dns));
+        Some(plan)
     }
 
     /// Starts period `seq` in every handler (no-op if already there).

@@ -27,12 +27,21 @@ pub struct TapSpec {
     pub tags: ConfigMap,
 }
 
+/// `input.tap_selector`: tag pairs a tap must carry, all of them or any one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TapSelector {
+    All(Vec<(String, ConfigValue)>),
+    Any(Vec<(String, ConfigValue)>),
+}
+
 /// One collection policy.
 #[derive(Clone, Debug)]
 pub struct PolicySpec {
     pub name: String,
     /// `input.tap`, when given.
     pub tap: Option<String>,
+    /// `input.tap_selector`, when given (never together with `tap`).
+    pub tap_selector: Option<TapSelector>,
     pub input_type: Option<String>,
     /// `input.config` merged with `input.filter`.
     pub input_config: ConfigMap,
@@ -47,6 +56,155 @@ pub struct PolicySpec {
 pub struct Document {
     pub taps: Vec<TapSpec>,
     pub policies: Vec<PolicySpec>,
+    /// `visor.config`: the agent's options, snake_case as on the command line.
+    pub config: ConfigMap,
+}
+
+/// The keys `visor.config` accepts (pktvisord's options).
+pub const AGENT_CONFIG_KEYS: [&str; 37] = [
+    "verbose",
+    "daemon",
+    "syslog",
+    "no_track",
+    "prometheus",
+    "log_file",
+    "prom_instance",
+    "geo_city",
+    "geo_asn",
+    "default_geo_city",
+    "default_geo_asn",
+    "geo_cache_size",
+    "max_deep_sample",
+    "periods",
+    "tls",
+    "admin_api",
+    "port",
+    "host",
+    "tls_cert",
+    "tls_key",
+    "otel",
+    "otel_tls",
+    "otel_host",
+    "otel_path",
+    "otel_port",
+    "otel_interval",
+    "otel_tls_cert",
+    "otel_tls_key",
+    "module_list",
+    "module_dir",
+    "iana_service_port_registry",
+    "default_service_registry",
+    "cp_disable",
+    "cp_token",
+    "cp_url",
+    "cp_custom",
+    "cp_path",
+];
+
+impl TapSelector {
+    /// Whether `tap`'s tags satisfy the selector; a tag whose type differs from the selector
+    /// value's is an error naming the tap and the key.
+    pub fn matches(&self, tap: &TapSpec) -> Result<bool, PolicyError> {
+        let (pairs, all) = match self {
+            TapSelector::All(p) => (p, true),
+            TapSelector::Any(p) => (p, false),
+        };
+        let mut hits = 0;
+        for (k, want) in pairs {
+            let Some(have) = tap.tags.get(k) else {
+                continue;
+            };
+            if std::mem::discriminant(have) != std::mem::discriminant(want) {
+                return err(format!(
+                    "Tap [{}]: tag and selector value types are different for key '{k}'",
+                    tap.name
+                ));
+            }
+            if have == want {
+                hits += 1;
+            }
+        }
+        Ok(if all {
+            !pairs.is_empty() && hits == pairs.len()
+        } else {
+            hits > 0
+        })
+    }
+}
+
+impl PolicySpec {
+    /// The taps this policy runs on, by `input.tap` or `input.tap_selector` (pktvisor's
+    /// messages when none fits); a policy naming neither runs on tap `default`.
+    pub fn select_taps<'a>(
+        &self,
+        taps: impl IntoIterator<Item = &'a TapSpec>,
+    ) -> Result<Vec<&'a TapSpec>, PolicyError> {
+        let taps: Vec<&TapSpec> = taps.into_iter().collect();
+        let chosen: Vec<&TapSpec> = if let Some(sel) = &self.tap_selector {
+            let mut out = Vec::new();
+            for t in taps {
+                if sel.matches(t)? {
+                    out.push(t);
+                }
+            }
+            if out.is_empty() {
+                return err("no tap match found for specified 'input.tap_selector' tags");
+            }
+            out
+        } else {
+            let name = self.tap.as_deref().unwrap_or("default");
+            match taps.into_iter().find(|t| t.name == name) {
+                Some(t) => vec![t],
+                None => return err(format!("tap '{name}' does not exist")),
+            }
+        };
+        if let Some(want) = &self.input_type {
+            for t in &chosen {
+                if &t.input_type != want {
+                    return err(format!(
+                        "input_type for policy specified tap '{}' doesn't match tap's defined input type: {want}/{}",
+                        t.name, t.input_type
+                    ));
+                }
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+fn parse_selector(v: &Value) -> Result<TapSelector, PolicyError> {
+    let Value::Object(m) = v else {
+        return err("'input.tap_selector' is not a map");
+    };
+    check_keys(m, &["all", "any"], "input.tap_selector")?;
+    if m.len() != 1 {
+        return err("'input.tap_selector' must have exactly one key: 'all' or 'any'");
+    }
+    let (kind, list) = m.iter().next().expect("one key");
+    let Value::Array(items) = list else {
+        return err(format!("'input.tap_selector.{kind}' is not a sequence"));
+    };
+    let mut pairs = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::Object(one) if one.len() == 1 => {
+                let (k, v) = one.iter().next().expect("one pair");
+                let v = config_value(v)?;
+                if matches!(v, ConfigValue::List(_) | ConfigValue::Map(_)) {
+                    return err(format!("tag key '{k}' must have scalar value"));
+                }
+                pairs.push((k.clone(), v));
+            }
+            _ => {
+                return err("selector tag must contain only one key/value pair per sequence index");
+            }
+        }
+    }
+    Ok(if kind == "all" {
+        TapSelector::All(pairs)
+    } else {
+        TapSelector::Any(pairs)
+    })
 }
 
 /// pktvisor's rule for module names.
@@ -135,6 +293,10 @@ pub fn parse_document(text: &str, defaults: WindowConfig) -> Result<Document, Po
         "visor",
     )?;
     let mut doc = Document::default();
+    if let Some(c) = opt_map(visor, "config", "visor config")? {
+        check_keys(c, &AGENT_CONFIG_KEYS, "visor.config")?;
+        doc.config = config_map(c)?;
+    }
     if let Some(taps) = opt_map(visor, "taps", "tap configuration")? {
         for (name, t) in taps {
             doc.taps.push(parse_tap(name, t)?);
@@ -233,6 +395,7 @@ fn parse_policy(
             .unwrap_or(false);
     }
     let mut tap = None;
+    let mut tap_selector = None;
     let mut input_type = None;
     let mut input_config = ConfigMap::new();
     if let Some(input) = opt_map(p, "input", "input configuration")? {
@@ -245,6 +408,9 @@ fn parse_policy(
             return err("input can have only key 'input.tap' or key 'input.tap_selector'");
         }
         tap = input.get("tap").and_then(Value::as_str).map(str::to_string);
+        if let Some(sel) = input.get("tap_selector") {
+            tap_selector = Some(parse_selector(sel)?);
+        }
         input_type = input
             .get("input_type")
             .and_then(Value::as_str)
@@ -379,6 +545,7 @@ fn parse_policy(
     Ok(PolicySpec {
         name: name.to_string(),
         tap,
+        tap_selector,
         input_type,
         input_config,
         chained,
@@ -476,6 +643,118 @@ visor:
                 .unwrap_err()
                 .0
                 .contains("empty data")
+        );
+    }
+
+    fn tap(name: &str, tags: &[(&str, ConfigValue)]) -> TapSpec {
+        let mut t = ConfigMap::new();
+        for (k, v) in tags {
+            t.set(k, v.clone());
+        }
+        TapSpec {
+            name: name.into(),
+            input_type: "pcap".into(),
+            config: ConfigMap::new(),
+            tags: t,
+        }
+    }
+
+    fn policy_with_input(input: &str) -> Result<PolicySpec, PolicyError> {
+        let text = format!(
+            "visor:\n  policies:\n    p:\n      kind: collection\n      input:\n{input}      handlers:\n        modules:\n          n:\n            type: net\n"
+        );
+        parse_document(&text, WindowConfig::default()).map(|mut d| d.policies.remove(0))
+    }
+
+    #[test]
+    fn tap_selectors_match_tags_by_type() {
+        let taps = [
+            tap(
+                "a",
+                &[
+                    ("virtual", ConfigValue::Bool(true)),
+                    ("vhost", ConfigValue::Int(1)),
+                ],
+            ),
+            tap(
+                "b",
+                &[
+                    ("virtual", ConfigValue::Bool(true)),
+                    ("vhost", ConfigValue::Int(2)),
+                ],
+            ),
+            tap("c", &[("virtual", ConfigValue::Str("yes".into()))]),
+        ];
+        let any = policy_with_input(
+            "        tap_selector:\n          any:\n            - vhost: 1\n            - vhost: 2\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = any
+            .select_taps(&taps)
+            .unwrap()
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let all = policy_with_input(
+            "        tap_selector:\n          all:\n            - vhost: 2\n            - virtual: true\n",
+        )
+        .unwrap();
+        let e = all.select_taps(&taps).unwrap_err();
+        assert_eq!(
+            e.0,
+            "Tap [c]: tag and selector value types are different for key 'virtual'"
+        );
+        let names: Vec<&str> = all
+            .select_taps(&taps[..2])
+            .unwrap()
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["b"]);
+        let none =
+            policy_with_input("        tap_selector:\n          all:\n            - vhost: 3\n")
+                .unwrap();
+        assert_eq!(
+            none.select_taps(&taps[..2]).unwrap_err().0,
+            "no tap match found for specified 'input.tap_selector' tags"
+        );
+        let e = policy_with_input("        tap_selector:\n          any: 1\n").unwrap_err();
+        assert_eq!(e.0, "'input.tap_selector.any' is not a sequence");
+        let e = policy_with_input(
+            "        tap_selector:\n          any:\n            - {a: 1, b: 2}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            "selector tag must contain only one key/value pair per sequence index"
+        );
+        let named = policy_with_input("        tap: nonexist\n").unwrap();
+        assert_eq!(
+            named.select_taps(&taps).unwrap_err().0,
+            "tap 'nonexist' does not exist"
+        );
+        let typed = policy_with_input("        tap: a\n        input_type: dnstap\n").unwrap();
+        assert_eq!(
+            typed.select_taps(&taps).unwrap_err().0,
+            "input_type for policy specified tap 'a' doesn't match tap's defined input type: dnstap/pcap"
+        );
+    }
+
+    #[test]
+    fn agent_config_keys_are_checked() {
+        let d = parse_document(
+            "visor:\n  config:\n    periods: 3\n    admin_api: true\n",
+            WindowConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(d.config.uint("periods").unwrap(), Some(3));
+        let e = parse_document("visor:\n  config:\n    portt: 1\n", WindowConfig::default())
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("unknown key 'portt' at 'visor.config'; valid keys are: verbose"),
+            "{}",
+            e.0
         );
     }
 

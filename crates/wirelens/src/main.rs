@@ -2,7 +2,7 @@
 //! the agent and the terminal UI plug into the same engine.
 
 use clap::{Parser, Subcommand};
-use wirelens::read;
+use wirelens::{agent, read};
 
 /// Network observability: packets in, mergeable pktvisor-compatible metrics out.
 #[derive(Parser)]
@@ -16,12 +16,15 @@ struct Cli {
 enum Command {
     /// Summarize capture files (pcap, pcapng, gzip, `-` for stdin) into one JSON document.
     Read(read::ReadArgs),
+    /// Run the agent: capture, keep 60-second periods, serve the REST API and Prometheus.
+    Agent(agent::AgentArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Read(args) => read::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     if let Err(e) = result {
         // A closed stdout (`wirelens read F | head`) is the reader's choice, not an error.

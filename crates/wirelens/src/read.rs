@@ -179,28 +179,36 @@ impl PolicySource {
                     handlers,
                 }])
             }
-            PolicySource::File(specs) => {
-                let mut out = Vec::new();
-                for p in specs {
-                    let tap = p.tap.clone().unwrap_or_else(|| "default".into());
-                    let mut handlers = Vec::new();
-                    for spec in &p.handlers {
-                        let instance = format!("{}-{}-{}", p.name, tap, spec.name);
-                        let h = Handler::build(spec, instance, limits).map_err(|e| {
-                            anyhow::anyhow!("policy '{}' handler '{}': {}", p.name, spec.name, e.0)
-                        })?;
-                        handlers.push(h);
-                    }
-                    out.push(PolicyPlan {
-                        name: p.name.clone(),
-                        chained: p.chained,
-                        handlers,
-                    });
-                }
-                Ok(out)
-            }
+            PolicySource::File(specs) => specs
+                .iter()
+                .map(|p| {
+                    let tap = p.tap.as_deref().unwrap_or("default");
+                    build_policy_plan(p, tap, limits).map_err(|e| anyhow::anyhow!(e))
+                })
+                .collect(),
         }
     }
+}
+
+/// Builds one worker's handlers of a policy running on `tap` (instances are named
+/// `<policy>-<tap>-<module>`, as pktvisor names them); the error names the policy and module.
+pub fn build_policy_plan(
+    p: &policy::PolicySpec,
+    tap: &str,
+    limits: &Limits,
+) -> Result<PolicyPlan, String> {
+    let mut handlers = Vec::with_capacity(p.handlers.len());
+    for spec in &p.handlers {
+        let instance = format!("{}-{}-{}", p.name, tap, spec.name);
+        let h = Handler::build(spec, instance, limits)
+            .map_err(|e| format!("policy '{}' handler '{}': {}", p.name, spec.name, e.0))?;
+        handlers.push(h);
+    }
+    Ok(PolicyPlan {
+        name: p.name.clone(),
+        chained: p.chained,
+        handlers,
+    })
 }
 
 /// Parses `read` arguments as the command line would (`argv` without the program name).
