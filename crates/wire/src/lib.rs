@@ -9,4 +9,6 @@ pub mod capture;
 pub mod dns;
 pub mod dnstap;
 pub mod hash;
+pub mod netflow;
 pub mod packet;
+pub mod sflow;
