@@ -17,6 +17,7 @@ use crate::event::{
     Direction, DnsEvent, Geo, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
 };
 use crate::export::Export;
+use crate::flow::{FlowHandler, FlowInput};
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
 
@@ -45,6 +46,7 @@ pub enum HandlerKind {
     DnsV1(DnsV1),
     DnsV2(DnsV2),
     Pcap(PcapStats),
+    Flow(FlowHandler),
 }
 
 /// A named handler instance.
@@ -109,6 +111,12 @@ impl Handler {
                 limits.max_open_xacts,
             )?),
             ("pcap", "1.0") => HandlerKind::Pcap(PcapStats::new(&spec.config, window)?),
+            ("flow", "1.0") => HandlerKind::Flow(FlowHandler::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -129,6 +137,7 @@ impl Handler {
             HandlerKind::DnsV1(_) => DnsV1::SCHEMA,
             HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
+            HandlerKind::Flow(_) => FlowHandler::SCHEMA,
         }
     }
 
@@ -139,6 +148,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => h.window_config.deep_sample_rate,
             HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Flow(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -163,6 +173,9 @@ impl Handler {
             HandlerKind::Pcap(h) => {
                 h.window.rotate_to(seq);
             }
+            HandlerKind::Flow(h) => {
+                h.window.rotate_to(seq);
+            }
         }
     }
 
@@ -174,6 +187,7 @@ impl Handler {
             (HandlerKind::DnsV1(a), HandlerKind::DnsV1(b)) => a.window.merge(&b.window),
             (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
+            (HandlerKind::Flow(a), HandlerKind::Flow(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -202,6 +216,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Flow(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -257,6 +272,8 @@ pub enum Mode {
     AppOnly,
     /// A dnstap message (protobuf payload), not a frame.
     Dnstap,
+    /// A flow export datagram (UDP payload) for the `flow` handlers.
+    Flow(FlowInput),
 }
 
 /// An event travelling along a chain.
@@ -551,6 +568,21 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Offers one flow export datagram sent by `exporter` to every `flow` handler (other
+    /// handlers never see export payloads).
+    pub fn process_flow(&mut self, input: FlowInput, exporter: IpAddr, payload: &[u8]) {
+        self.stats.packets += 1;
+        for p in &mut self.policies {
+            for h in &mut p.handlers {
+                if let HandlerKind::Flow(f) = &mut h.kind {
+                    f.on_datagram(input, exporter, payload);
+                }
+            }
+        }
+    }
+}
+
 /// The context of a DNS message reassembled from a TCP stream.
 struct TcpStream {
     ts_ns: u64,
@@ -676,7 +708,7 @@ fn offer<'e, 'a>(
         (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Datagram(d)) => {
             on_dns(h, d, rate, geo).then_some(ev)
         }
-        (HandlerKind::Pcap(_), _) => Some(ev),
+        (HandlerKind::Pcap(_) | HandlerKind::Flow(_), _) => Some(ev),
     }
 }
 

@@ -234,9 +234,10 @@ impl TemplateCache {
     }
 
     /// Checks a datagram's sequence number against the one expected and remembers the next
-    /// one; returns how many units (datagrams or records, as the format counts) are missing.
-    /// A jump backwards or of more than 2^31 is an exporter restart, not a loss.
-    pub fn sequence(&mut self, exporter: IpAddr, domain: u32, seq: u32, next: u32) -> u64 {
+    /// one (`None`: not predictable, the next datagram is not checked); returns how many units
+    /// (datagrams or records, as the format counts) are missing. A jump backwards or of more
+    /// than 2^31 is an exporter restart, not a loss.
+    pub fn sequence(&mut self, exporter: IpAddr, domain: u32, seq: u32, next: Option<u32>) -> u64 {
         let Some(d) = self.domain(exporter, domain) else {
             return 0;
         };
@@ -251,7 +252,7 @@ impl TemplateCache {
             }
             None => 0,
         };
-        d.next_seq = Some(next);
+        d.next_seq = next;
         lost
     }
 }
@@ -341,13 +342,13 @@ mod tests {
     fn sequence_gaps() {
         let mut c = TemplateCache::new(TemplateConfig::default());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
-        assert_eq!(c.sequence(a, 0, 10, 11), 0);
-        assert_eq!(c.sequence(a, 0, 11, 12), 0);
-        assert_eq!(c.sequence(a, 0, 15, 16), 3);
+        assert_eq!(c.sequence(a, 0, 10, Some(11)), 0);
+        assert_eq!(c.sequence(a, 0, 11, Some(12)), 0);
+        assert_eq!(c.sequence(a, 0, 15, Some(16)), 3);
         // A restart (backwards) is not a loss.
-        assert_eq!(c.sequence(a, 0, 1, 2), 0);
+        assert_eq!(c.sequence(a, 0, 1, Some(2)), 0);
         // Wrap-around.
-        assert_eq!(c.sequence(a, 1, u32::MAX, 0), 0);
-        assert_eq!(c.sequence(a, 1, 1, 2), 1);
+        assert_eq!(c.sequence(a, 1, u32::MAX, Some(0)), 0);
+        assert_eq!(c.sequence(a, 1, 1, Some(2)), 1);
     }
 }

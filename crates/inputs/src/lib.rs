@@ -2,3 +2,4 @@
 
 pub mod dnstap_file;
 pub mod file;
+pub mod flow_file;
