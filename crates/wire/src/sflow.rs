@@ -272,8 +272,8 @@ impl<'a> FlowSample<'a> {
 
     /// The sample as a neutral flow record: one sampled packet (`packets` 1, `bytes` its
     /// length) described by the first sampled-header, sampled-IPv4 or sampled-IPv6 record,
-    /// completed by the extended router/gateway records. `None` when no record describes the
-    /// packet (or its header could not be decoded).
+    /// completed by the extended router/gateway records (a header that is not IP leaves the
+    /// addresses unset, `l3` [`FlowL3::None`]). `None` when no record describes the packet.
     pub fn to_flow(&self) -> Option<FlowRecord> {
         let mut f = FlowRecord {
             packets: 1,
@@ -291,7 +291,10 @@ impl<'a> FlowSample<'a> {
                     frame_length,
                     header,
                     ..
-                } if !have_packet && fill_from_header(&mut f, protocol, header) => {
+                } if !have_packet => {
+                    // A header that is not IP (ARP, LLDP...) still is a sampled packet: it
+                    // counts, with no addresses.
+                    fill_from_header(&mut f, protocol, header);
                     // The original length of the packet (stripped bytes are part of it).
                     f.bytes = u64::from(frame_length);
                     have_packet = true;
@@ -341,7 +344,8 @@ impl<'a> FlowSample<'a> {
     }
 }
 
-/// Decodes a sampled header into `f`; false when it is not an IP packet the decoder reads.
+/// Decodes a sampled header into `f`; false (and `f` untouched) when it is not an IP packet
+/// the decoder reads.
 fn fill_from_header(f: &mut FlowRecord, protocol: u32, header: &[u8]) -> bool {
     let link = match protocol {
         1 => LinkType::Ethernet,

@@ -874,14 +874,17 @@ fn on_record(
             }
             None => d.interfaces.entry(idx).or_default(),
         };
-        account(iface, g, dir, r, weights);
+        // Cardinalities once per interface: a record whose input and output interface are
+        // the same touches it once.
+        let first = dir == IN || !filters.dir_in || r.in_if != r.out_if;
+        account(iface, g, dir, r, weights, first);
     }
     b.interfaces_refused += refused;
 }
 
 /// Counts a record on one side of one interface.
 #[allow(clippy::needless_range_loop)]
-fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]) {
+fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2], dir_first: bool) {
     let l4 = match r.proto {
         17 => C_UDP,
         6 => C_TCP,
@@ -901,21 +904,18 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
             c[l3] += w[m];
         }
     }
-    if g.cardinality {
-        if dir == IN {
-            if r.l3 != FlowL3::None {
-                i.src_ips_in.insert_bytes(&ip_port(r.src, 0)[..16]);
-            }
-            if r.src_port != 0 {
-                i.src_ports_in.insert_u64(u64::from(r.src_port));
-            }
-        } else {
-            if r.l3 != FlowL3::None {
-                i.dst_ips_out.insert_bytes(&ip_port(r.dst, 0)[..16]);
-            }
-            if r.dst_port != 0 {
-                i.dst_ports_out.insert_u64(u64::from(r.dst_port));
-            }
+    // pktvisor counts every address and port of a record on each interface it touches,
+    // whichever side (so an input interface also knows the destinations it led to).
+    if g.cardinality && dir_first {
+        if r.l3 != FlowL3::None {
+            i.src_ips_in.insert_bytes(&ip_port(r.src, 0)[..16]);
+            i.dst_ips_out.insert_bytes(&ip_port(r.dst, 0)[..16]);
+        }
+        if r.src_port != 0 {
+            i.src_ports_in.insert_u64(u64::from(r.src_port));
+        }
+        if r.dst_port != 0 {
+            i.dst_ports_out.insert_u64(u64::from(r.dst_port));
         }
     }
     let conv = (g.cardinality || g.conversations) && r.l3 != FlowL3::None;
@@ -932,6 +932,7 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
     };
     if let Some(k) = &conv_key
         && g.cardinality
+        && dir_first
     {
         i.conversations.insert_bytes(k);
     }
