@@ -197,10 +197,10 @@ impl SideTops {
             self.dscp.resize(o.dscp.len(), 0);
         }
         for (a, b) in self.dscp.iter_mut().zip(&o.dscp) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for (a, b) in self.ecn.iter_mut().zip(&o.ecn) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 }
@@ -225,7 +225,7 @@ impl Interface {
         for d in 0..2 {
             for m in 0..2 {
                 for s in 0..6 {
-                    self.counts[d][m][s] += o.counts[d][m][s];
+                    self.counts[d][m][s] = self.counts[d][m][s].saturating_add(o.counts[d][m][s]);
                 }
                 self.tops[d][m].merge(&o.tops[d][m]);
             }
@@ -286,7 +286,7 @@ impl Bucket for FlowBucket {
             d.datagrams += od.datagrams;
             d.templates = d.templates.max(od.templates);
             d.missing_templates += od.missing_templates;
-            d.sequence_lost += od.sequence_lost;
+            d.sequence_lost = d.sequence_lost.saturating_add(od.sequence_lost);
             d.malformed += od.malformed;
             for dir in 0..2 {
                 for m in 0..2 {
@@ -443,7 +443,7 @@ impl FlowHandler {
                 if let Some(d) = device_mut(bucket, limits.max_devices, device) {
                     d.datagrams += h.datagrams;
                     d.missing_templates += h.missing_templates;
-                    d.sequence_lost += h.sequence_lost;
+                    d.sequence_lost = d.sequence_lost.saturating_add(h.sequence_lost);
                     d.malformed += h.malformed;
                     if let Some(t) = h.templates {
                         d.templates = t;
@@ -898,10 +898,11 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
     let has_ports = r.src_port != 0 || r.dst_port != 0;
     for m in 0..2 {
         let c = &mut i.counts[dir][m];
-        c[C_ALL] += w[m];
-        c[l4] += w[m];
+        // Exporters can send any 64-bit count: totals saturate instead of wrapping.
+        c[C_ALL] = c[C_ALL].saturating_add(w[m]);
+        c[l4] = c[l4].saturating_add(w[m]);
         if let Some(l3) = l3 {
-            c[l3] += w[m];
+            c[l3] = c[l3].saturating_add(w[m]);
         }
     }
     // pktvisor counts every address and port of a record on each interface it touches,
@@ -959,9 +960,10 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
                 t.dscp.resize(64, 0);
             }
             if let Some(x) = t.dscp.get_mut(usize::from(r.tos >> 2)) {
-                *x += w[m];
+                *x = x.saturating_add(w[m]);
             }
-            t.ecn[usize::from(r.tos & 3)] += w[m];
+            let e = &mut t.ecn[usize::from(r.tos & 3)];
+            *e = e.saturating_add(w[m]);
         }
         if g.conversations
             && let Some(k) = &conv_key
