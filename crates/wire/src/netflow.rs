@@ -581,4 +581,47 @@ mod tests {
         assert_eq!(sets[1], Err(NetflowError::SetLength));
         assert_eq!(sets.len(), 2);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes after a valid v9 or IPFIX header: every walk ends, nothing panics, and
+        /// no record is longer than the datagram.
+        #[test]
+        fn arbitrary_sets_end(ipfix: bool, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let mut b = if ipfix { vec![0, 10, 0, 0] } else { vec![0, 9, 0, 0] };
+            b.extend_from_slice(&[0; 12]);
+            if !ipfix {
+                b.extend_from_slice(&[0; 4]);
+            }
+            b.extend_from_slice(&body);
+            if ipfix {
+                let len = b.len().min(usize::from(u16::MAX)) as u16;
+                b[2..4].copy_from_slice(&len.to_be_bytes());
+            }
+            let d = Datagram::parse(&b).unwrap();
+            let mut tpl = None;
+            for set in d.sets().flatten() {
+                match set.kind(ipfix) {
+                    SetKind::Template | SetKind::OptionsTemplate => {
+                        let opt = set.kind(ipfix) == SetKind::OptionsTemplate;
+                        for def in template::template_records(set.body, ipfix, opt).flatten() {
+                            if let Ok(t) = template::Template::from_def(&def) {
+                                tpl = Some(t);
+                            }
+                        }
+                    }
+                    SetKind::Data(_) => {
+                        if let Some(t) = &tpl {
+                            for r in t.records(set.body) {
+                                proptest::prop_assert!(r.bytes().len() <= b.len());
+                                let _ = r.to_flow();
+                            }
+                        }
+                    }
+                    SetKind::Reserved(_) => {}
+                }
+            }
+        }
+    }
 }

@@ -19,7 +19,6 @@ use wire::netflow::{FlowL3, FlowRecord};
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
 use crate::event::{Cidr, parse_cidr};
 use crate::export::{Export, Metric, TopItem, Value};
-use crate::sketch::TopIp;
 use crate::window::{Bucket, Window};
 
 pub use decode::{FlowDecoder, FlowInput};
@@ -171,11 +170,20 @@ fn render_ip_port(k: &IpPort) -> String {
     }
 }
 
+/// Keys tracked by each per-interface top-N sketch. Smaller than the sketch default: a record
+/// updates two dozen of these, and small tables stay in cache (estimates are within
+/// W/(TOP_CAPACITY/2) of the truth, W the sketch's total weight: 0.4 %).
+const TOP_CAPACITY: usize = 512;
+
+/// A fast, fixed-seed hasher for the device and interface tables (keys are addresses and
+/// interface numbers; the tables are capped, so collisions cannot grow them).
+type Fixed = foldhash::fast::FixedState;
+
 /// Sketches of one interface side and measure.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct SideTops {
-    src_ips: TopIp,
-    dst_ips: TopIp,
+    src_ips: TopN<IpAddr>,
+    dst_ips: TopN<IpAddr>,
     src_ports: TopN<u16>,
     dst_ports: TopN<u16>,
     src_ip_ports: TopN<IpPort>,
@@ -183,6 +191,21 @@ struct SideTops {
     /// DSCP (64 values) and ECN (4 values), counted exactly.
     dscp: Vec<u64>,
     ecn: [u64; 4],
+}
+
+impl Default for SideTops {
+    fn default() -> Self {
+        Self {
+            src_ips: TopN::with_capacity(TOP_CAPACITY),
+            dst_ips: TopN::with_capacity(TOP_CAPACITY),
+            src_ports: TopN::with_capacity(TOP_CAPACITY),
+            dst_ports: TopN::with_capacity(TOP_CAPACITY),
+            src_ip_ports: TopN::with_capacity(TOP_CAPACITY),
+            dst_ip_ports: TopN::with_capacity(TOP_CAPACITY),
+            dscp: Vec::new(),
+            ecn: [0; 4],
+        }
+    }
 }
 
 impl SideTops {
@@ -206,7 +229,7 @@ impl SideTops {
 }
 
 /// One interface of one device.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Interface {
     /// `[direction][measure][slot]`.
     counts: [[[u64; 6]; 2]; 2],
@@ -218,6 +241,24 @@ struct Interface {
     /// `[direction][measure]`.
     tops: [[SideTops; 2]; 2],
     top_conversations: [TopN<Conversation>; 2],
+}
+
+impl Default for Interface {
+    fn default() -> Self {
+        Self {
+            counts: [[[0; 6]; 2]; 2],
+            conversations: Cardinality::default(),
+            src_ips_in: Cardinality::default(),
+            dst_ips_out: Cardinality::default(),
+            src_ports_in: Cardinality::default(),
+            dst_ports_out: Cardinality::default(),
+            tops: Default::default(),
+            top_conversations: [
+                TopN::with_capacity(TOP_CAPACITY),
+                TopN::with_capacity(TOP_CAPACITY),
+            ],
+        }
+    }
 }
 
 impl Interface {
@@ -259,13 +300,13 @@ struct Device {
     malformed: u64,
     /// `[direction][measure]`: interfaces by traffic.
     top_interfaces: [[TopN<u32>; 2]; 2],
-    interfaces: HashMap<u32, Box<Interface>>,
+    interfaces: HashMap<u32, Box<Interface>, Fixed>,
 }
 
 /// One period of flow summaries.
 #[derive(Clone, Default)]
 pub struct FlowBucket {
-    devices: HashMap<IpAddr, Box<Device>>,
+    devices: HashMap<IpAddr, Box<Device>, Fixed>,
     /// Datagrams that were not a decodable export at all (pktvisor's `packet_errors`).
     pub packet_errors: u64,
     /// Records of devices beyond `max_devices`.
@@ -294,7 +335,12 @@ impl Bucket for FlowBucket {
                 }
             }
             for (idx, oi) in &od.interfaces {
-                d.interfaces.entry(*idx).or_default().merge(oi);
+                match d.interfaces.get_mut(idx) {
+                    Some(i) => i.merge(oi),
+                    None => {
+                        d.interfaces.insert(*idx, oi.clone());
+                    }
+                }
             }
         }
     }
@@ -620,13 +666,13 @@ impl FlowHandler {
                                 &mut e,
                                 &[n[0]],
                                 "Top source addresses",
-                                top_ip(&t.src_ips, w),
+                                top_value("ip", &t.src_ips, w, IpAddr::to_string),
                             );
                             put(
                                 &mut e,
                                 &[n[1]],
                                 "Top destination addresses",
-                                top_ip(&t.dst_ips, w),
+                                top_value("ip", &t.dst_ips, w, IpAddr::to_string),
                             );
                         }
                         if g.top_ports {
@@ -944,8 +990,8 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
         }
         let t = &mut i.tops[dir][m];
         if g.top_ips && r.l3 != FlowL3::None {
-            t.src_ips.insert(r.src, w[m]);
-            t.dst_ips.insert(r.dst, w[m]);
+            t.src_ips.insert(&r.src, w[m]);
+            t.dst_ips.insert(&r.dst, w[m]);
         }
         if g.top_ports && has_ports {
             t.src_ports.insert(&r.src_port, w[m]);
@@ -971,10 +1017,6 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
             i.top_conversations[m].insert(k, w[m]);
         }
     }
-}
-
-fn top_ip(t: &TopIp, w: &WindowConfig) -> Value {
-    t.export("ip", w)
 }
 
 /// A top-N list of a sketch, names rendered by `render`, pktvisor's percentile cut applied.
