@@ -5,6 +5,8 @@
 # packets/s, peak RSS (GNU time), wirelens' speed ratio to each peer; then wirelens' DNS counts
 # next to tshark's dns,tree totals. Prints Markdown on stdout; raw outputs stay in a temp folder.
 #
+# Flow exports (NetFlow v9 / IPFIX, against nfacctd) are measured by bench/flows.sh.
+#
 # Usage: bash bench/run.sh [--quick] [--runs N] [CAPTURE...]
 #   default captures: bench/data/{tiny,dns,dns-tcp,mixed}.pcap (make them with bench/generate.sh)
 #   --quick   only the small captures (tiny.pcap, dns-tcp.pcap): a smoke test of script and peers

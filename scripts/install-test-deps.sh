@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what wirelens' tests and benchmarks need: tshark (the DNS oracle), prometheus/promtool,
-# curl and openssl (the agent's HTTP/TLS tests), tcpdump, tcpreplay,
-# ndpiReader, GNU time, hyperfine, the benchmark generator's servers and clients, and cargo-fuzz.
+# curl and openssl (the agent's HTTP/TLS tests), tcpdump, tcpreplay, ndpiReader, GNU time, hyperfine,
+# softflowd and pmacct (flow exporters), unbound and knot (dnstap peers), the benchmark generator's
+# servers and clients, and cargo-fuzz.
 # Idempotent: packages and tools already present are skipped, so a warm machine returns in seconds.
 # Usage: bash scripts/install-test-deps.sh [--no-bench-gen]
 #   --no-bench-gen  skip the servers/clients only bench/generate.sh needs (knot, dnsperf, nginx, ...)
@@ -17,7 +18,7 @@ done
 
 # Debian package name -> a file or command that proves it is installed. dpkg-query alone is not
 # enough (a package can be "rc": removed, config left), so both are checked.
-pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine iproute2 unbound knot knot-dnsutils knot-module-dnstap prometheus curl openssl)
+pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine iproute2 unbound knot knot-dnsutils knot-module-dnstap prometheus curl openssl softflowd pmacct)
 if [ "$want_gen" = 1 ]; then
   pkgs+=(knot knot-dnsutils dnsperf bind9-dnsutils nginx wrk iproute2 ethtool python3)
 fi

@@ -18,6 +18,7 @@ use crate::event::{
     Direction, DnsEvent, Geo, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
 };
 use crate::export::Export;
+use crate::flow::{FlowHandler, FlowInput};
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
 
@@ -47,6 +48,7 @@ pub enum HandlerKind {
     DnsV2(DnsV2),
     Pcap(PcapStats),
     Dhcp(Dhcp),
+    Flow(FlowHandler),
 }
 
 /// A named handler instance.
@@ -118,6 +120,12 @@ impl Handler {
                 &spec.disable,
                 limits.max_open_xacts,
             )?),
+            ("flow", "1.0") => HandlerKind::Flow(FlowHandler::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -139,6 +147,7 @@ impl Handler {
             HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
             HandlerKind::Dhcp(_) => Dhcp::SCHEMA,
+            HandlerKind::Flow(_) => FlowHandler::SCHEMA,
         }
     }
 
@@ -150,6 +159,7 @@ impl Handler {
             HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
             HandlerKind::Dhcp(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Flow(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -179,6 +189,9 @@ impl Handler {
                     h.on_rotate(ts_ns);
                 }
             }
+            HandlerKind::Flow(h) => {
+                h.window.rotate_to(seq);
+            }
         }
     }
 
@@ -191,6 +204,7 @@ impl Handler {
             (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
             (HandlerKind::Dhcp(a), HandlerKind::Dhcp(b)) => a.window.merge(&b.window),
+            (HandlerKind::Flow(a), HandlerKind::Flow(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -220,6 +234,7 @@ impl Handler {
             HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Dhcp(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Flow(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -278,6 +293,8 @@ pub enum Mode {
     AppOnly,
     /// A dnstap message (protobuf payload), not a frame.
     Dnstap,
+    /// A flow export datagram (UDP payload) for the `flow` handlers.
+    Flow(FlowInput),
 }
 
 /// An event travelling along a chain.
@@ -616,6 +633,21 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Offers one flow export datagram sent by `exporter` to every `flow` handler (other
+    /// handlers never see export payloads).
+    pub fn process_flow(&mut self, input: FlowInput, exporter: IpAddr, payload: &[u8]) {
+        self.stats.packets += 1;
+        for p in &mut self.policies {
+            for h in &mut p.handlers {
+                if let HandlerKind::Flow(f) = &mut h.kind {
+                    f.on_datagram(input, exporter, payload);
+                }
+            }
+        }
+    }
+}
+
 /// The context of a DNS message reassembled from a TCP stream.
 struct TcpStream {
     ts_ns: u64,
@@ -744,7 +776,7 @@ fn offer<'e, 'a>(
         (HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_), ChainEvent::Datagram(d)) => {
             on_dns(h, d, rate, geo).then_some(ev)
         }
-        (HandlerKind::Pcap(_), _) => Some(ev),
+        (HandlerKind::Pcap(_) | HandlerKind::Flow(_), _) => Some(ev),
         (HandlerKind::Dhcp(h), ChainEvent::Dhcp(p, d)) => {
             let mut p2 = *p;
             p2.deep = deep_sample(rate, p.flow, p.ts_ns);

@@ -16,6 +16,9 @@ use wire::packet::Detached;
 
 use crate::period::PeriodClock;
 
+#[path = "flows.rs"]
+mod flows;
+
 /// Records per batch handed to a worker.
 const BATCH_RECORDS: usize = 2048;
 /// Arena bytes per batch before it is sent early.
@@ -31,6 +34,10 @@ pub enum InputKind {
     Pcap,
     /// dnstap Frame Streams files.
     Dnstap,
+    /// sFlow v5 exports: captures of the export traffic, or raw datagram files.
+    Sflow,
+    /// NetFlow v1/v5/v7/v9 and IPFIX exports: captures or raw datagram files.
+    Netflow,
 }
 
 /// What to read and how to summarize it.
@@ -165,6 +172,10 @@ pub fn run(cfg: ReadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<ReadR
     let result = match cfg.input {
         InputKind::Pcap => reader.read_all(&cfg.files, progress),
         InputKind::Dnstap => reader.read_dnstap(&cfg.files, progress),
+        InputKind::Sflow | InputKind::Netflow => match flows::input_of(cfg.input) {
+            Some(input) => reader.read_flows(&cfg.files, input, progress),
+            None => Ok(()),
+        },
     };
     // Flush and close the queues whatever happened, so the workers finish.
     reader.flush_all();
@@ -509,6 +520,10 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                         .data
                         .get(r.off as usize..(r.off + r.len) as usize)
                         .unwrap_or(&[]);
+                    if let Mode::Flow(input) = r.mode {
+                        flows::process(pipeline, input, bytes);
+                        continue;
+                    }
                     if r.mode == Mode::Dnstap {
                         pipeline.process_dnstap(bytes, r.ts_ns, r.flow);
                         continue;

@@ -1,5 +1,6 @@
 //! Pure, bounded per-connection state: IP defragmentation, TCP stream reassembly for
-//! length-prefixed protocols (DNS over TCP), and request/response transaction matching.
+//! length-prefixed protocols (DNS over TCP), request/response transaction matching, and the
+//! NetFlow v9 / IPFIX template cache.
 //!
 //! All time comes in as an argument (`now_ns`, packet time); every table has a configured cap
 //! and counts what it refuses instead of growing. Nothing here does I/O, reads a clock or keeps
@@ -9,6 +10,7 @@
 pub mod defrag;
 mod slab;
 pub mod tcp;
+pub mod templates;
 pub mod xact;
 
 /// An address as 128 bits (IPv4 as its IPv4-mapped IPv6 form), for hashing and comparing keys

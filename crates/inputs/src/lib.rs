@@ -3,3 +3,4 @@
 pub mod dnstap_file;
 pub mod dnstap_socket;
 pub mod file;
+pub mod flow_file;

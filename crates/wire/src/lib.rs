@@ -10,4 +10,6 @@ pub mod dhcp;
 pub mod dns;
 pub mod dnstap;
 pub mod hash;
+pub mod netflow;
 pub mod packet;
+pub mod sflow;

@@ -23,6 +23,10 @@ pub enum Format {
 pub enum InputKind {
     Pcap,
     Dnstap,
+    /// sFlow v5 export traffic (captures of it, or raw datagram files).
+    Sflow,
+    /// NetFlow v1/v5/v7/v9 and IPFIX export traffic (captures of it, or raw datagram files).
+    Netflow,
 }
 
 #[derive(Args, Debug)]
@@ -241,6 +245,8 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
     let input = match args.input {
         InputKind::Pcap => offline::InputKind::Pcap,
         InputKind::Dnstap => offline::InputKind::Dnstap,
+        InputKind::Sflow => offline::InputKind::Sflow,
+        InputKind::Netflow => offline::InputKind::Netflow,
     };
     let host = match &args.host_spec {
         Some(s) => HostSpec::parse(s).context("bad --host-spec")?,
@@ -261,11 +267,11 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         max_open_xacts: args.max_open_xacts,
     };
     // pktvisor-reader runs net and dns on every input, and dhcp and the pcap statistics on
-    // captures.
-    let defaults_kinds: &'static [&'static str] = if args.input == InputKind::Pcap {
-        &["net", "dns", "pcap", "dhcp"]
-    } else {
-        &["net", "dns"]
+    // captures. Flow exports are summarized by the flow handler alone.
+    let defaults_kinds: &'static [&'static str] = match args.input {
+        InputKind::Pcap => &["net", "dns", "pcap", "dhcp"],
+        InputKind::Dnstap => &["net", "dns"],
+        InputKind::Sflow | InputKind::Netflow => &["flow"],
     };
     let source = PolicySource::load(args, defaults, defaults_kinds)?;
     let policies = source.planned();

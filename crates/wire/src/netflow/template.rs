@@ -1,0 +1,686 @@
+//! v9 and IPFIX templates: template and options-template records as they arrive in their sets,
+//! the compact [`Template`] a cache keeps, and the data records a template describes (fixed and
+//! variable-length fields, enterprise fields kept as `(enterprise, id, bytes)`).
+//!
+//! No cache and no allocation: a [`Template`] is a fixed-size value (at most [`MAX_FIELDS`]
+//! fields), and data records borrow from the datagram.
+
+use core::net::IpAddr;
+
+use super::{FlowL3, FlowRecord, NetflowError, TimeBase, be16, be32, ipv4_at, ipv6_at};
+
+/// The most fields one template may have; larger templates are refused (and counted).
+pub const MAX_FIELDS: usize = 128;
+
+/// IPFIX's variable-length marker in a field specifier.
+pub const VARLEN: u16 = 0xffff;
+
+/// One field of a template: information element id, length (or [`VARLEN`]), and the
+/// enterprise number (0 for IANA elements).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub id: u16,
+    pub len: u16,
+    pub enterprise: u32,
+}
+
+/// A template record as it appears in a (options) template set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TemplateDef<'a> {
+    pub id: u16,
+    pub field_count: u16,
+    /// Scope fields at the start of the field list (options templates), else 0.
+    pub scope_count: u16,
+    pub options: bool,
+    ipfix: bool,
+    /// The field specifiers, exactly `field_count` of them.
+    fields: &'a [u8],
+}
+
+impl<'a> TemplateDef<'a> {
+    /// True for an IPFIX template withdrawal (a template record with no fields).
+    pub fn is_withdrawal(&self) -> bool {
+        self.ipfix && self.field_count == 0
+    }
+
+    /// The field specifiers.
+    pub fn fields(&self) -> FieldSpecs<'a> {
+        FieldSpecs {
+            rest: self.fields,
+            ipfix: self.ipfix,
+        }
+    }
+}
+
+/// Iterator over field specifiers (already length-checked by the template walk).
+#[derive(Clone, Debug)]
+pub struct FieldSpecs<'a> {
+    rest: &'a [u8],
+    ipfix: bool,
+}
+
+impl Iterator for FieldSpecs<'_> {
+    type Item = FieldSpec;
+
+    fn next(&mut self) -> Option<FieldSpec> {
+        if self.rest.len() < 4 {
+            return None;
+        }
+        let raw = be16(self.rest, 0);
+        let len = be16(self.rest, 2);
+        if self.ipfix && raw & 0x8000 != 0 {
+            let enterprise = be32(self.rest, 4);
+            self.rest = self.rest.get(8..).unwrap_or_default();
+            Some(FieldSpec {
+                id: raw & 0x7fff,
+                len,
+                enterprise,
+            })
+        } else {
+            self.rest = &self.rest[4..];
+            Some(FieldSpec {
+                id: raw,
+                len,
+                enterprise: 0,
+            })
+        }
+    }
+}
+
+/// Iterator over the template records of one (options) template set. Stops at the end of the
+/// set, at padding, or after the first malformed record (yielding its error once).
+#[derive(Clone, Debug)]
+pub struct TemplateRecords<'a> {
+    rest: &'a [u8],
+    ipfix: bool,
+    options: bool,
+}
+
+/// The template records of a template set (`options` for an options template set).
+pub fn template_records(body: &[u8], ipfix: bool, options: bool) -> TemplateRecords<'_> {
+    TemplateRecords {
+        rest: body,
+        ipfix,
+        options,
+    }
+}
+
+impl<'a> Iterator for TemplateRecords<'a> {
+    type Item = Result<TemplateDef<'a>, NetflowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let hdr = match (self.options, self.ipfix) {
+            (true, true) => 6,
+            (true, false) => 6,
+            (false, _) => 4,
+        };
+        // Padding at the end of a set is shorter than a record header, or zeros (template
+        // ids start at 256).
+        if self.rest.len() < hdr || be16(self.rest, 0) < 256 {
+            self.rest = &[];
+            return None;
+        }
+        let id = be16(self.rest, 0);
+        let r = self.rest;
+        let (field_count, scope_count, spec_bytes) = if self.options && !self.ipfix {
+            // v9: option scope length and option length are byte counts of (type, length) pairs.
+            let scope_len = usize::from(be16(r, 2));
+            let opt_len = usize::from(be16(r, 4));
+            let total = scope_len + opt_len;
+            if total % 4 != 0 || scope_len % 4 != 0 {
+                self.rest = &[];
+                return Some(Err(NetflowError::TemplateTruncated));
+            }
+            ((total / 4) as u16, (scope_len / 4) as u16, total)
+        } else {
+            let count = be16(r, 2);
+            let scope = if self.options { be16(r, 4) } else { 0 };
+            // The byte length depends on enterprise bits: walk the specifiers.
+            let mut at = hdr;
+            for _ in 0..count {
+                let Some(raw) = r.get(at..at + 2) else {
+                    self.rest = &[];
+                    return Some(Err(NetflowError::TemplateTruncated));
+                };
+                at += if self.ipfix && raw[0] & 0x80 != 0 {
+                    8
+                } else {
+                    4
+                };
+            }
+            (count, scope, at - hdr)
+        };
+        let Some(fields) = r.get(hdr..hdr + spec_bytes) else {
+            self.rest = &[];
+            return Some(Err(NetflowError::TemplateTruncated));
+        };
+        if scope_count > field_count {
+            self.rest = &[];
+            return Some(Err(NetflowError::TemplateTruncated));
+        }
+        self.rest = &r[hdr + spec_bytes..];
+        Some(Ok(TemplateDef {
+            id,
+            field_count,
+            scope_count,
+            options: self.options,
+            ipfix: self.ipfix,
+            fields,
+        }))
+    }
+}
+
+/// A template as a cache keeps it: a fixed-size copy of its field list plus what data
+/// decoding needs precomputed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Template {
+    fields: [FieldSpec; MAX_FIELDS],
+    n: u16,
+    scope_count: u16,
+    options: bool,
+    /// Sum of the fixed field lengths (each variable-length field counts its 1-byte prefix).
+    min_len: u32,
+    varlen: bool,
+}
+
+impl Default for Template {
+    fn default() -> Self {
+        Self {
+            fields: [FieldSpec::default(); MAX_FIELDS],
+            n: 0,
+            scope_count: 0,
+            options: false,
+            min_len: 0,
+            varlen: false,
+        }
+    }
+}
+
+impl Template {
+    /// Copies a template record; refuses templates with more than [`MAX_FIELDS`] fields and
+    /// templates whose records would be zero bytes long (they could never be walked).
+    pub fn from_def(def: &TemplateDef<'_>) -> Result<Self, NetflowError> {
+        let mut t = Template::default();
+        t.fill(def)?;
+        Ok(t)
+    }
+
+    /// Overwrites `self` with a template record (no copy of the whole value on the stack).
+    pub fn fill(&mut self, def: &TemplateDef<'_>) -> Result<(), NetflowError> {
+        if usize::from(def.field_count) > MAX_FIELDS {
+            return Err(NetflowError::TemplateTooLarge);
+        }
+        let mut n = 0usize;
+        let mut min_len = 0u32;
+        let mut varlen = false;
+        for f in def.fields() {
+            if n >= MAX_FIELDS {
+                return Err(NetflowError::TemplateTooLarge);
+            }
+            if f.len == VARLEN && def.ipfix {
+                varlen = true;
+                min_len += 1;
+            } else {
+                min_len += u32::from(f.len);
+            }
+            self.fields[n] = f;
+            n += 1;
+        }
+        if min_len == 0 {
+            return Err(NetflowError::TemplateEmpty);
+        }
+        self.n = n as u16;
+        self.scope_count = def.scope_count;
+        self.options = def.options;
+        self.min_len = min_len;
+        self.varlen = varlen;
+        Ok(())
+    }
+
+    /// The field specifiers, scope fields first.
+    pub fn fields(&self) -> &[FieldSpec] {
+        &self.fields[..usize::from(self.n)]
+    }
+
+    /// Scope fields at the start of the list (options templates).
+    pub fn scope_count(&self) -> u16 {
+        self.scope_count
+    }
+
+    /// True for an options template.
+    pub fn is_options(&self) -> bool {
+        self.options
+    }
+
+    /// The shortest record this template describes, in bytes.
+    pub fn min_record_len(&self) -> usize {
+        self.min_len as usize
+    }
+
+    /// The data records of a data set described by this template. A trailing remainder shorter
+    /// than a record is padding.
+    pub fn records<'a>(&'a self, body: &'a [u8]) -> DataRecords<'a> {
+        DataRecords {
+            tpl: self,
+            rest: body,
+            error: None,
+        }
+    }
+}
+
+/// Iterator over the data records of one data set.
+#[derive(Clone, Debug)]
+pub struct DataRecords<'a> {
+    tpl: &'a Template,
+    rest: &'a [u8],
+    error: Option<NetflowError>,
+}
+
+impl DataRecords<'_> {
+    /// Set when the walk stopped at a malformed record (a variable-length field past the end).
+    pub fn error(&self) -> Option<NetflowError> {
+        self.error
+    }
+}
+
+impl<'a> Iterator for DataRecords<'a> {
+    type Item = DataRecord<'a>;
+
+    fn next(&mut self) -> Option<DataRecord<'a>> {
+        let min = self.tpl.min_record_len();
+        if min == 0 || self.rest.len() < min {
+            self.rest = &[];
+            return None;
+        }
+        let len = if self.tpl.varlen {
+            let mut at = 0usize;
+            for f in self.tpl.fields() {
+                if f.len == VARLEN {
+                    let Some(&first) = self.rest.get(at) else {
+                        self.error = Some(NetflowError::VarlenTruncated);
+                        self.rest = &[];
+                        return None;
+                    };
+                    let (hdr, n) = if first == 255 {
+                        (3, usize::from(be16(self.rest, at + 1)))
+                    } else {
+                        (1, usize::from(first))
+                    };
+                    at += hdr + n;
+                } else {
+                    at += usize::from(f.len);
+                }
+                if at > self.rest.len() {
+                    self.error = Some(NetflowError::VarlenTruncated);
+                    self.rest = &[];
+                    return None;
+                }
+            }
+            at
+        } else {
+            min
+        };
+        let bytes = &self.rest[..len];
+        self.rest = &self.rest[len..];
+        Some(DataRecord {
+            tpl: self.tpl,
+            bytes,
+        })
+    }
+}
+
+/// One data record and the template that describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct DataRecord<'a> {
+    tpl: &'a Template,
+    bytes: &'a [u8],
+}
+
+/// Sampling information carried by an options data record (or a data record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SamplingInfo {
+    /// Sampler / selector id the rate belongs to (0 = the exporter's default).
+    pub sampler_id: u32,
+    /// 1-in-N rate; 0 when the record carries none.
+    pub rate: u32,
+}
+
+/// Big-endian unsigned value of up to 8 bytes (reduced-size encoding); longer fields keep
+/// their last 8 bytes.
+#[inline]
+pub fn be_uint(b: &[u8]) -> u64 {
+    let b = if b.len() > 8 { &b[b.len() - 8..] } else { b };
+    let mut v = 0u64;
+    for &x in b {
+        v = (v << 8) | u64::from(x);
+    }
+    v
+}
+
+impl<'a> DataRecord<'a> {
+    /// The raw bytes of the record.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The template's fields and their values; enterprise fields included (their spec says
+    /// which enterprise). Variable-length values exclude their length prefix.
+    pub fn fields(&self) -> FieldValues<'a> {
+        FieldValues {
+            specs: self.tpl.fields(),
+            rest: self.bytes,
+            i: 0,
+        }
+    }
+
+    /// The record as a neutral flow record (IANA elements only).
+    pub fn to_flow(&self) -> FlowRecord {
+        let mut f = FlowRecord::default();
+        // Fall-backs kept apart so the preferred element wins whatever the field order.
+        let (mut total_bytes, mut total_packets) = (None, None);
+        let (mut post_bytes, mut post_packets) = (None, None);
+        let (mut have_bytes, mut have_packets) = (false, false);
+        let mut rate = SamplingInfo::default();
+        for (spec, v) in self.fields() {
+            if spec.enterprise != 0 {
+                continue;
+            }
+            let n = || be_uint(v);
+            match spec.id {
+                1 => {
+                    f.bytes = n();
+                    have_bytes = true;
+                }
+                2 => {
+                    f.packets = n();
+                    have_packets = true;
+                }
+                85 => total_bytes = Some(n()),
+                86 => total_packets = Some(n()),
+                23 => post_bytes = Some(n()),
+                24 => post_packets = Some(n()),
+                4 => f.proto = n() as u8,
+                5 => f.tos = n() as u8,
+                6 => f.tcp_flags = n() as u8,
+                7 => f.src_port = n() as u16,
+                11 => f.dst_port = n() as u16,
+                8 if v.len() == 4 => {
+                    f.src = IpAddr::V4(ipv4_at(v, 0));
+                    f.l3 = FlowL3::Ipv4;
+                }
+                12 if v.len() == 4 => {
+                    f.dst = IpAddr::V4(ipv4_at(v, 0));
+                    f.l3 = FlowL3::Ipv4;
+                }
+                27 if v.len() == 16 => {
+                    f.src = IpAddr::V6(ipv6_at(v, 0));
+                    f.l3 = FlowL3::Ipv6;
+                }
+                28 if v.len() == 16 => {
+                    f.dst = IpAddr::V6(ipv6_at(v, 0));
+                    f.l3 = FlowL3::Ipv6;
+                }
+                15 if v.len() == 4 => f.next_hop = IpAddr::V4(ipv4_at(v, 0)),
+                62 if v.len() == 16 => f.next_hop = IpAddr::V6(ipv6_at(v, 0)),
+                9 | 29 => f.src_mask = n() as u8,
+                13 | 30 => f.dst_mask = n() as u8,
+                10 => f.in_if = n() as u32,
+                14 => f.out_if = n() as u32,
+                16 => f.src_as = n() as u32,
+                17 => f.dst_as = n() as u32,
+                22 => {
+                    f.start = n();
+                    f.time_base = TimeBase::Uptime;
+                }
+                21 => {
+                    f.end = n();
+                    f.time_base = TimeBase::Uptime;
+                }
+                150 => {
+                    f.start = n().saturating_mul(1000);
+                    f.time_base = TimeBase::UnixMs;
+                }
+                151 => {
+                    f.end = n().saturating_mul(1000);
+                    f.time_base = TimeBase::UnixMs;
+                }
+                152 => {
+                    f.start = n();
+                    f.time_base = TimeBase::UnixMs;
+                }
+                153 => {
+                    f.end = n();
+                    f.time_base = TimeBase::UnixMs;
+                }
+                _ => sampling_field(spec.id, v, &mut rate),
+            }
+        }
+        if !have_bytes {
+            f.bytes = total_bytes.or(post_bytes).unwrap_or(0);
+        }
+        if !have_packets {
+            f.packets = total_packets.or(post_packets).unwrap_or(0);
+        }
+        f.sampling_rate = rate.rate;
+        f.sampler_id = rate.sampler_id;
+        f
+    }
+
+    /// The sampling rate and sampler id an (options) record carries, if any.
+    pub fn sampling(&self) -> SamplingInfo {
+        let mut s = SamplingInfo::default();
+        for (spec, v) in self.fields() {
+            if spec.enterprise == 0 {
+                sampling_field(spec.id, v, &mut s);
+            }
+        }
+        s
+    }
+}
+
+/// Reads the sampling elements: samplingInterval (34), samplerRandomInterval (50),
+/// samplingPacketInterval (305); the sampler is FLOW_SAMPLER_ID / samplerId (48) or
+/// selectorId (302).
+#[inline]
+fn sampling_field(id: u16, v: &[u8], s: &mut SamplingInfo) {
+    match id {
+        34 | 50 | 305 => {
+            let r = be_uint(v);
+            if r > 0 {
+                s.rate = r.min(u64::from(u32::MAX)) as u32;
+            }
+        }
+        48 | 302 => s.sampler_id = be_uint(v) as u32,
+        _ => {}
+    }
+}
+
+/// Iterator over `(field spec, value bytes)` of one data record.
+#[derive(Clone, Debug)]
+pub struct FieldValues<'a> {
+    specs: &'a [FieldSpec],
+    rest: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Iterator for FieldValues<'a> {
+    type Item = (FieldSpec, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let spec = *self.specs.get(self.i)?;
+        self.i += 1;
+        let (skip, len) = if spec.len == VARLEN {
+            match self.rest.first() {
+                Some(255) => (3, usize::from(be16(self.rest, 1))),
+                Some(&n) => (1, usize::from(n)),
+                None => return None,
+            }
+        } else {
+            (0, usize::from(spec.len))
+        };
+        let v = self.rest.get(skip..skip + len)?;
+        self.rest = &self.rest[skip + len..];
+        Some((spec, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netflow::{Datagram, SetKind};
+
+    /// A v9 datagram: one template set (id 256: src v4, dst v4, packets, bytes, in if, proto)
+    /// and one data set with two records.
+    pub(crate) fn v9_template_and_data() -> Vec<u8> {
+        let mut b = vec![0, 9, 0, 2];
+        b.extend_from_slice(&[0, 0, 0, 1, 0x5f, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 42]);
+        let fields: [(u16, u16); 6] = [(8, 4), (12, 4), (2, 4), (1, 4), (10, 2), (4, 1)];
+        let mut t = vec![1u8, 0, 0, fields.len() as u8];
+        for (id, len) in fields {
+            t.extend_from_slice(&id.to_be_bytes());
+            t.extend_from_slice(&len.to_be_bytes());
+        }
+        b.extend_from_slice(&0u16.to_be_bytes());
+        b.extend_from_slice(&((t.len() + 4) as u16).to_be_bytes());
+        b.extend_from_slice(&t);
+        let mut d = Vec::new();
+        for i in 1..=2u8 {
+            d.extend_from_slice(&[192, 0, 2, i, 198, 51, 100, 1]);
+            d.extend_from_slice(&u32::from(i).to_be_bytes());
+            d.extend_from_slice(&(1000 * u32::from(i)).to_be_bytes());
+            d.extend_from_slice(&[0, 7, 17]);
+        }
+        d.extend_from_slice(&[0, 0]); // padding
+        b.extend_from_slice(&256u16.to_be_bytes());
+        b.extend_from_slice(&((d.len() + 4) as u16).to_be_bytes());
+        b.extend_from_slice(&d);
+        b
+    }
+
+    #[test]
+    fn v9_template_then_data() {
+        let b = v9_template_and_data();
+        let dg = Datagram::parse(&b).unwrap();
+        assert_eq!((dg.sequence, dg.domain), (7, 42));
+        let mut sets = dg.sets();
+        let ts = sets.next().unwrap().unwrap();
+        assert_eq!(ts.kind(false), SetKind::Template);
+        let def = template_records(ts.body, false, false)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((def.id, def.field_count), (256, 6));
+        let tpl = Template::from_def(&def).unwrap();
+        assert_eq!(tpl.min_record_len(), 19);
+        let ds = sets.next().unwrap().unwrap();
+        assert_eq!(ds.kind(false), SetKind::Data(256));
+        let recs: Vec<_> = tpl.records(ds.body).map(|r| r.to_flow()).collect();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].src, "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!((recs[1].packets, recs[1].bytes), (2, 2000));
+        assert_eq!(
+            (recs[1].in_if, recs[1].proto, recs[1].l3),
+            (7, 17, FlowL3::Ipv4)
+        );
+        assert!(sets.next().is_none());
+    }
+
+    #[test]
+    fn ipfix_varlen_enterprise_and_withdrawal() {
+        // Template 300: enterprise field (pen 9, id 1, varlen), octetDeltaCount (8 bytes),
+        // reduced-size packetDeltaCount (2 bytes).
+        let mut t = vec![1u8, 44, 0, 3];
+        t.extend_from_slice(&[0x80, 1, 0xff, 0xff, 0, 0, 0, 9]);
+        t.extend_from_slice(&[0, 1, 0, 8, 0, 2, 0, 2]);
+        let def = template_records(&t, true, false).next().unwrap().unwrap();
+        assert!(!def.is_withdrawal());
+        let tpl = Template::from_def(&def).unwrap();
+        assert_eq!(tpl.fields()[0].enterprise, 9);
+        let mut data = vec![3, b'a', b'b', b'c'];
+        data.extend_from_slice(&500u64.to_be_bytes());
+        data.extend_from_slice(&5u16.to_be_bytes());
+        // Long form of the variable length: 255 then two bytes.
+        data.extend_from_slice(&[255, 0, 1, b'z']);
+        data.extend_from_slice(&7u64.to_be_bytes());
+        data.extend_from_slice(&1u16.to_be_bytes());
+        let recs: Vec<_> = tpl.records(&data).collect();
+        assert_eq!(recs.len(), 2);
+        let (spec, v) = recs[0].fields().next().unwrap();
+        assert_eq!((spec.enterprise, spec.id, v), (9, 1, &b"abc"[..]));
+        assert_eq!(
+            (recs[0].to_flow().bytes, recs[0].to_flow().packets),
+            (500, 5)
+        );
+        assert_eq!(recs[1].fields().next().unwrap().1, b"z");
+        // A variable length past the end stops the walk with an error.
+        let mut it = tpl.records(&[200, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert!(it.next().is_none());
+        assert_eq!(it.error(), Some(NetflowError::VarlenTruncated));
+        // Withdrawal: a template record with no fields.
+        let w = template_records(&[1, 44, 0, 0], true, false)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(w.is_withdrawal());
+    }
+
+    #[test]
+    fn options_templates_and_sampling() {
+        // v9 options template 257: scope system (1) 4 bytes; options: samplingInterval (34)
+        // 4 bytes, samplingAlgorithm (35) 1 byte.
+        let t = [1u8, 1, 0, 4, 0, 8, 0, 1, 0, 4, 0, 34, 0, 4, 0, 35, 0, 1];
+        let def = template_records(&t, false, true).next().unwrap().unwrap();
+        assert_eq!(
+            (def.field_count, def.scope_count, def.options),
+            (3, 1, true)
+        );
+        let tpl = Template::from_def(&def).unwrap();
+        let data = [0, 0, 0, 1, 0, 0, 0x03, 0xe8, 2];
+        let r = tpl.records(&data).next().unwrap();
+        assert_eq!(r.sampling().rate, 1000);
+        // IPFIX options template: id 400, 2 fields, 1 scope: selectorId (302) 2 bytes,
+        // samplingPacketInterval (305) 4 bytes.
+        let t = [1u8, 144, 0, 2, 0, 1, 1, 46, 0, 2, 1, 49, 0, 4];
+        let def = template_records(&t, true, true).next().unwrap().unwrap();
+        let tpl = Template::from_def(&def).unwrap();
+        let r = tpl.records(&[0, 5, 0, 0, 0, 64]).next().unwrap();
+        assert_eq!(
+            r.sampling(),
+            SamplingInfo {
+                sampler_id: 5,
+                rate: 64
+            }
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        // Field count past the end of the set.
+        let t = [1u8, 0, 0, 9, 0, 1, 0, 4];
+        assert_eq!(
+            template_records(&t, false, false).next().unwrap(),
+            Err(NetflowError::TemplateTruncated)
+        );
+        // Zero-length fields only: records would be empty.
+        let t = [1u8, 0, 0, 1, 0, 1, 0, 0];
+        let def = template_records(&t, false, false).next().unwrap().unwrap();
+        assert_eq!(Template::from_def(&def), Err(NetflowError::TemplateEmpty));
+        // More fields than a template holds.
+        let mut t = vec![1u8, 0, 0x01, 0x00];
+        for _ in 0..256 {
+            t.extend_from_slice(&[0, 1, 0, 4]);
+        }
+        let def = template_records(&t, false, false).next().unwrap().unwrap();
+        assert_eq!(
+            Template::from_def(&def),
+            Err(NetflowError::TemplateTooLarge)
+        );
+    }
+
+    #[test]
+    fn reduced_size_and_long_values() {
+        assert_eq!(be_uint(&[1, 0]), 256);
+        assert_eq!(be_uint(&[]), 0);
+        assert_eq!(be_uint(&[9, 0, 0, 0, 0, 0, 0, 0, 1]), 1);
+    }
+}
