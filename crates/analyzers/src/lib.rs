@@ -5,6 +5,7 @@
 //! packet timestamps and decides when periods rotate. Handler output is described in the neutral
 //! [`export`] model; only the `outputs` crate turns that into JSON or Prometheus text.
 
+pub mod app;
 pub mod config;
 pub mod dns;
 pub mod dnstap;
