@@ -11,6 +11,7 @@ pub mod dns;
 pub mod dnstap;
 pub mod event;
 pub mod export;
+pub mod flows;
 pub mod fuzzing;
 pub mod net;
 pub mod pcap;

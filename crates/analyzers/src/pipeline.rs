@@ -17,6 +17,7 @@ use crate::event::{
     Direction, DnsEvent, Geo, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
 };
 use crate::export::Export;
+use crate::flows::Flows;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
 
@@ -45,6 +46,7 @@ pub enum HandlerKind {
     DnsV1(DnsV1),
     DnsV2(DnsV2),
     Pcap(PcapStats),
+    Flows(Flows),
 }
 
 /// A named handler instance.
@@ -109,6 +111,7 @@ impl Handler {
                 limits.max_open_xacts,
             )?),
             ("pcap", "1.0") => HandlerKind::Pcap(PcapStats::new(&spec.config, window)?),
+            ("flows", "1.0") => HandlerKind::Flows(Flows::new(&spec.config, window)?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -129,6 +132,7 @@ impl Handler {
             HandlerKind::DnsV1(_) => DnsV1::SCHEMA,
             HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
+            HandlerKind::Flows(_) => Flows::SCHEMA,
         }
     }
 
@@ -139,6 +143,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => h.window_config.deep_sample_rate,
             HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Flows(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -163,6 +168,9 @@ impl Handler {
             HandlerKind::Pcap(h) => {
                 h.window.rotate_to(seq);
             }
+            HandlerKind::Flows(h) => {
+                h.window.rotate_to(seq);
+            }
         }
     }
 
@@ -174,6 +182,7 @@ impl Handler {
             (HandlerKind::DnsV1(a), HandlerKind::DnsV1(b)) => a.window.merge(&b.window),
             (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
+            (HandlerKind::Flows(a), HandlerKind::Flows(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -202,6 +211,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Flows(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -236,6 +246,7 @@ pub struct Pipeline {
     extra_dns_ports: Vec<u16>,
     tcp: TcpDnsReassembler,
     needs_dns: bool,
+    has_flows: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -292,12 +303,18 @@ impl Pipeline {
         let needs_dns = policies
             .iter()
             .any(|p| p.handlers.iter().any(Handler::is_dns));
+        let has_flows = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Flows(_)))
+        });
         Self {
             policies,
             host,
             extra_dns_ports,
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
+            has_flows,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -417,6 +434,18 @@ impl Pipeline {
             dnstap: None,
         });
 
+        // Flows need the whole packet (payload, TCP fields), not the event: they see every
+        // captured packet and each reassembled datagram once, outside of chains.
+        if self.has_flows && mode != Mode::PacketOnly && l3 != L3Kind::Other {
+            for p in &mut self.policies {
+                for h in &mut p.handlers {
+                    if let HandlerKind::Flows(f) = &mut h.kind {
+                        f.on_packet(pkt, frame_len, ts_ns);
+                    }
+                }
+            }
+        }
+
         if mode == Mode::AppOnly {
             if let Some(d) = dns_ev.as_ref() {
                 for policy in &mut self.policies {
@@ -487,6 +516,13 @@ impl Pipeline {
     /// Ends the input: DNS-over-TCP data still held behind lost segments is decoded, as a
     /// dissector that reads each segment on its own would (see `flow::tcp`).
     pub fn finish(&mut self) {
+        for p in &mut self.policies {
+            for h in &mut p.handlers {
+                if let HandlerKind::Flows(f) = &mut h.kind {
+                    f.finish();
+                }
+            }
+        }
         let policies = &mut self.policies;
         let stats = &mut self.stats;
         let geo = &mut self.geo;
@@ -677,6 +713,8 @@ fn offer<'e, 'a>(
             on_dns(h, d, rate, geo).then_some(ev)
         }
         (HandlerKind::Pcap(_), _) => Some(ev),
+        // Flows see every packet directly (`Pipeline::process`), chained or not.
+        (HandlerKind::Flows(_), _) => Some(ev),
     }
 }
 

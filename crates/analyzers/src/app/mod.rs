@@ -238,7 +238,10 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ALL.len());
-        assert_eq!(Confidence::from_u8(Confidence::Port as u8), Confidence::Port);
+        assert_eq!(
+            Confidence::from_u8(Confidence::Port as u8),
+            Confidence::Port
+        );
     }
 
     #[test]

@@ -198,11 +198,20 @@ fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
 }
 
 fn contains_ci(s: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && s.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    !needle.is_empty()
+        && s.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 const HTTP_METHODS: [&[u8]; 9] = [
-    b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ",
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"PATCH ",
     b"TRACE ",
 ];
 
@@ -251,7 +260,9 @@ fn is_bgp(p: &[u8]) -> bool {
         return false;
     };
     let len = u16::from_be_bytes([head[16], head[17]]);
-    head[..16].iter().all(|&b| b == 0xff) && (19..=4096).contains(&len) && (1..=5).contains(&head[18])
+    head[..16].iter().all(|&b| b == 0xff)
+        && (19..=4096).contains(&len)
+        && (1..=5).contains(&head[18])
 }
 
 /// MQTT CONNECT: type 1, a remaining length (varint), then the protocol name.
@@ -428,7 +439,11 @@ fn is_syslog(p: &[u8]) -> bool {
     let Some(rest) = p.strip_prefix(b"<") else {
         return false;
     };
-    let digits = rest.iter().take(4).take_while(|b| b.is_ascii_digit()).count();
+    let digits = rest
+        .iter()
+        .take(4)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if !(1..=3).contains(&digits) || rest.get(digits) != Some(&b'>') {
         return false;
     }
@@ -510,15 +525,24 @@ mod tests {
             Some(App::Ssh)
         );
         let s = tcp(false, 40000, 25);
-        assert_eq!(detect(b"220 mx.example.org ESMTP Postfix\r\n", &s), Some(App::Smtp));
+        assert_eq!(
+            detect(b"220 mx.example.org ESMTP Postfix\r\n", &s),
+            Some(App::Smtp)
+        );
         // An anonymous banner decides nothing; the client's command does.
         assert_eq!(detect(b"220 Welcome\r\n", &s), None);
-        assert_eq!(detect(b"EHLO client\r\n", &tcp(true, 40000, 25)), Some(App::Smtp));
+        assert_eq!(
+            detect(b"EHLO client\r\n", &tcp(true, 40000, 25)),
+            Some(App::Smtp)
+        );
         assert_eq!(
             detect(b"220 (vsFTPd 3.0.3)\r\n", &tcp(false, 40000, 21)),
             Some(App::Ftp)
         );
-        assert_eq!(detect(b"USER anonymous\r\n", &tcp(true, 40000, 21)), Some(App::Ftp));
+        assert_eq!(
+            detect(b"USER anonymous\r\n", &tcp(true, 40000, 21)),
+            Some(App::Ftp)
+        );
         assert_eq!(
             detect(b"220 ProFTPD Server ready.\r\n", &tcp(false, 40000, 21)),
             Some(App::Ftp)
@@ -528,7 +552,10 @@ mod tests {
             Some(App::Pop3)
         );
         assert_eq!(
-            detect(b"* OK [CAPABILITY IMAP4rev1] ready\r\n", &tcp(false, 1, 143)),
+            detect(
+                b"* OK [CAPABILITY IMAP4rev1] ready\r\n",
+                &tcp(false, 1, 143)
+            ),
             Some(App::Imap)
         );
         assert_eq!(
@@ -543,7 +570,10 @@ mod tests {
             Some(App::Sip)
         );
         assert_eq!(
-            detect(b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n", &udp(50000, 1900)),
+            detect(
+                b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n",
+                &udp(50000, 1900)
+            ),
             Some(App::Ssdp)
         );
     }
@@ -572,7 +602,10 @@ mod tests {
         start.extend_from_slice(b"user\0postgres\0\0");
         let n = start.len() as u32;
         start[..4].copy_from_slice(&n.to_be_bytes());
-        assert_eq!(detect(&start, &tcp(true, 40000, 15432)), Some(App::Postgres));
+        assert_eq!(
+            detect(&start, &tcp(true, 40000, 15432)),
+            Some(App::Postgres)
+        );
         // MySQL greeting (mysql-8.pcap): length 0x4a, seq 0, protocol 10, "8.0.19\0".
         let mut my = hex("4a0000 00 0a");
         my.extend_from_slice(b"8.0.19\0");
