@@ -51,11 +51,12 @@ fn detect_tcp(p: &[u8], ctx: &Context) -> Option<App> {
     if let Some(a) = smb(p) {
         return Some(a);
     }
-    // DNS over TCP: a length prefix that matches the segment, then a DNS message.
-    if ctx.port(53) && p.len() > 14 {
+    // DNS over TCP: a length prefix that matches the segment, then a DNS message (held to
+    // the same standard as DNS over UDP off the DNS ports).
+    if p.len() > 14 {
         let len = usize::from(u16::from_be_bytes([p[0], p[1]]));
-        if len + 2 == p.len() && wire::dns::parse(&p[2..]).is_ok() {
-            return Some(App::Dns);
+        if len + 2 == p.len() {
+            return dns_family(&p[2..], ctx);
         }
     }
     None
@@ -655,6 +656,10 @@ mod tests {
         assert_eq!(detect(&q, &udp(5353, 5353)), Some(App::Mdns));
         assert_eq!(detect(&q, &udp(40000, 5355)), Some(App::Llmnr));
         assert_eq!(detect(&q, &udp(40000, 1053)), Some(App::Dns));
+        // Over TCP, with its length prefix (dns_ipv4_tcp.pcap uses port 53000).
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        assert_eq!(detect(&framed, &tcp(true, 38961, 53000)), Some(App::Dns));
         // NTP v4 client request (ntp.pcap): 0x23 = version 4, mode 3.
         let mut ntp = vec![0u8; 48];
         ntp[0] = 0x23;
