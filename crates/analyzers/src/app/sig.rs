@@ -32,16 +32,18 @@ fn detect_tcp(p: &[u8], ctx: &Context) -> Option<App> {
     if is_bgp(p) {
         return Some(App::Bgp);
     }
+    // Strong binary signatures match in either direction: a capture that starts mid-stream
+    // can make the server look like the initiator.
+    if is_mqtt_connect(p) {
+        return Some(App::Mqtt);
+    }
+    if is_postgres_startup(p) {
+        return Some(App::Postgres);
+    }
+    if is_rdp_request(p) {
+        return Some(App::Rdp);
+    }
     if ctx.from_initiator {
-        if is_mqtt_connect(p) {
-            return Some(App::Mqtt);
-        }
-        if is_postgres_startup(p) {
-            return Some(App::Postgres);
-        }
-        if is_rdp_request(p) {
-            return Some(App::Rdp);
-        }
         if is_redis_command(p) {
             return Some(App::Redis);
         }
@@ -63,11 +65,12 @@ fn detect_tcp(p: &[u8], ctx: &Context) -> Option<App> {
 }
 
 fn detect_udp(p: &[u8], ctx: &Context) -> Option<App> {
-    if is_quic(p) {
-        return Some(App::Quic);
-    }
+    // DTLS first: its fixed version byte (0xFE) is stricter than QUIC's header bits.
     if is_dtls(p) {
         return Some(App::Dtls);
+    }
+    if is_quic(p) {
+        return Some(App::Quic);
     }
     if is_stun(p) {
         return Some(App::Stun);
@@ -77,6 +80,10 @@ fn detect_udp(p: &[u8], ctx: &Context) -> Option<App> {
     }
     if let Some(a) = text_protocol(p, ctx) {
         return Some(a);
+    }
+    // NetBIOS name service shares DNS's message format: its port decides first.
+    if (ctx.port(137) || ctx.port(138)) && p.len() >= 12 {
+        return Some(App::NetBios);
     }
     if let Some(a) = dns_family(p, ctx) {
         return Some(a);
@@ -92,9 +99,6 @@ fn detect_udp(p: &[u8], ctx: &Context) -> Option<App> {
     }
     if is_syslog(p) {
         return Some(App::Syslog);
-    }
-    if (ctx.port(137) || ctx.port(138)) && p.len() >= 12 {
-        return Some(App::NetBios);
     }
     // RTP/RTCP carry no magic: only on ports no well-known service uses.
     if ctx.initiator_port >= 1024 && ctx.responder_port >= 1024 {
@@ -375,12 +379,21 @@ fn is_dtls(p: &[u8]) -> bool {
     (20..=25).contains(&t) && matches!(minor, 0xff | 0xfd | 0xfc) && p.len() >= 13
 }
 
-/// A STUN message (RFC 5389): top two bits zero, length + 20 = size, magic cookie.
+/// A STUN message: RFC 5389 (top two bits zero, length + 20 = size, magic cookie), or a
+/// classic RFC 3489 binding/shared-secret message (no cookie: the type and length decide).
 fn is_stun(p: &[u8]) -> bool {
-    let [t0, _, l0, l1, 0x21, 0x12, 0xa4, 0x42, ..] = *p else {
+    let [t0, t1, l0, l1, c0, c1, c2, c3, ..] = *p else {
         return false;
     };
-    t0 & 0xc0 == 0 && usize::from(u16::from_be_bytes([l0, l1])) + 20 == p.len()
+    let fits = usize::from(u16::from_be_bytes([l0, l1])) + 20 == p.len();
+    if [c0, c1, c2, c3] == [0x21, 0x12, 0xa4, 0x42] {
+        return t0 & 0xc0 == 0 && fits;
+    }
+    let classic = matches!(
+        u16::from_be_bytes([t0, t1]),
+        0x0001 | 0x0101 | 0x0111 | 0x0002 | 0x0102 | 0x0112
+    );
+    classic && fits && p.len() >= 20
 }
 
 /// BOOTP/DHCP: op 1 or 2, Ethernet hardware type and length, the DHCP magic cookie.
@@ -637,6 +650,9 @@ mod tests {
         // STUN binding request.
         let stun = hex("0001 0000 2112a442 0102030405060708090a0b0c");
         assert_eq!(detect(&stun, &udp(50000, 3478)), Some(App::Stun));
+        // Classic STUN (RFC 3489) binding request: no magic cookie.
+        let classic = hex("0001 0000 0102030405060708090a0b0c0d0e0f10");
+        assert_eq!(detect(&classic, &udp(50000, 50001)), Some(App::Stun));
         // DTLS 1.2 ClientHello.
         let dtls = hex("16fefd 0000 000000000000 0030 01");
         assert_eq!(detect(&dtls, &udp(50000, 4433)), Some(App::Dtls));

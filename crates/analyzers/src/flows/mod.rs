@@ -239,7 +239,7 @@ impl Flows {
             && seen.payload_ordinal > 0
             && seen.payload_ordinal <= DPI_PACKETS
             && let Some(c) = table.conn_mut(seen.slot)
-            && c.app_detail != Confidence::Dpi as u8
+            && (c.app_detail != Confidence::Dpi as u8 || c.app == App::Stun as u16)
         {
             // The initiator's and responder's ports, whichever way this packet went.
             let (ip, rp) = if seen.from_initiator {
@@ -253,7 +253,14 @@ impl Flows {
                 initiator_port: ip,
                 responder_port: rp,
             };
-            if let Some(a) = app::detect(pkt.payload, &ctx) {
+            let found = app::detect(pkt.payload, &ctx);
+            if c.app_detail == Confidence::Dpi as u8 {
+                // STUN opens WebRTC-style flows (RFC 7983): a DTLS handshake that follows
+                // names the flow, as nDPI does.
+                if found == Some(App::Dtls) {
+                    c.app = App::Dtls as u16;
+                }
+            } else if let Some(a) = found {
                 c.app = a as u16;
                 c.app_detail = Confidence::Dpi as u8;
             }
