@@ -650,6 +650,65 @@ impl ConnTable {
     }
 }
 
+/// Fuzz body: interprets `data` as packets (12-byte headers) on a small table and checks its
+/// invariants: no panic, the cap holds, and every accepted packet is in exactly one record once
+/// the table is drained.
+pub fn fuzz_conn(data: &[u8]) {
+    let cfg = ConnConfig {
+        max_flows: 4,
+        idle_timeout_ns: 500,
+        active_timeout_ns: 2_000,
+        hash_seed: 3,
+    };
+    let mut t = ConnTable::new(cfg);
+    let (mut now, mut accepted, mut recorded) = (0u64, 0u64, 0u64);
+    for chunk in data.chunks_exact(12).take(10_000) {
+        let [sel, flags, s0, s1, s2, s3, l0, l1, w0, w1, dt, ports] = *chunk else {
+            continue;
+        };
+        now += u64::from(dt);
+        let host = |n: u8| -> IpAddr {
+            if sel & 0x80 != 0 {
+                IpAddr::V6(core::net::Ipv6Addr::new(
+                    0xfe80,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from(n & 3),
+                ))
+            } else {
+                IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, n & 3))
+            }
+        };
+        let seg = Segment {
+            src: host(sel),
+            dst: host(sel >> 2),
+            sport: u16::from(ports & 7),
+            dport: u16::from(ports >> 5),
+            proto: if sel & 0x40 != 0 { 17 } else { 6 },
+            vlan: u16::from(sel >> 4 & 1),
+            bytes: 60,
+            payload_len: u32::from(u16::from_be_bytes([l0, l1])),
+            tcp_flags: flags,
+            tcp_seq: u32::from_be_bytes([s0, s1, s2, s3]),
+            tcp_ack: 0,
+            tcp_window: u16::from_be_bytes([w0, w1]),
+        };
+        if t.update(&seg, now, &mut |r| recorded += r.packets[0] + r.packets[1])
+            .is_some()
+        {
+            accepted += 1;
+        }
+        assert!(t.len() <= cfg.max_flows);
+    }
+    t.drain(&mut |r| recorded += r.packets[0] + r.packets[1]);
+    assert_eq!(accepted, recorded);
+    assert!(t.is_empty());
+}
+
 /// The TCP part of accounting a segment.
 fn tcp_update(c: &mut Conn, stats: &mut ConnStats, seg: &Segment, from_init: bool, now_ns: u64) {
     let flags = seg.tcp_flags;
@@ -1005,6 +1064,16 @@ mod tests {
         r.finish();
         assert_eq!(r.out.len(), 2);
         assert!(r.out.iter().any(|x| x.vlan == 7 && x.packets == [1, 0]));
+    }
+
+    #[test]
+    fn fuzz_body_runs_on_arbitrary_bytes() {
+        let data: Vec<u8> = (0..1200u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        fuzz_conn(&data);
+        fuzz_conn(&[]);
+        fuzz_conn(&[0xff; 37]);
     }
 
     mod prop {
