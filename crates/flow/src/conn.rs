@@ -19,7 +19,11 @@
 //! * a zero window is counted on any segment advertising window 0 that is not SYN, FIN or RST
 //!   (Wireshark's `tcp.analysis.zero_window`);
 //! * time is packet time, given with each packet: a flow idle for `idle_timeout_ns` ends
-//!   (checked from the least recently seen end of the table on each packet, so amortised O(1));
+//!   (checked from the least recently seen end of the table on each packet, so amortised O(1)).
+//!   A flow moves to the recent end at most once per 1/64 of the idle timeout — moving it on
+//!   every packet would touch two neighbouring entries' memory each time — so an idle flow ends
+//!   within 1/64 of the timeout after it is due, and eviction picks a flow that was least
+//!   recently seen to within that slack;
 //!   a flow older than `active_timeout_ns` is reported and restarted, so long-lived flows show
 //!   up before they end;
 //! * the table holds at most `max_flows`; a new flow past the cap evicts the least recently
@@ -366,6 +370,8 @@ pub struct Conn {
     pub app_detail: u8,
     /// Whether endpoint `a` of the key is the initiator.
     init_is_a: bool,
+    /// When the flow last moved to the recent end of the table.
+    touched_ns: u64,
     syn_ns: Option<u64>,
     seq: [SeqTrack; 2],
 }
@@ -511,7 +517,13 @@ impl ConnTable {
                     self.emit(slot, EndReason::Active, sink);
                     self.restart(slot, now_ns);
                 }
-                self.table.touch(slot);
+                let slack = self.cfg.idle_timeout_ns / 64;
+                if let Some(c) = self.table.value_mut(slot)
+                    && now_ns.saturating_sub(c.touched_ns) > slack
+                {
+                    c.touched_ns = now_ns;
+                    self.table.touch(slot);
+                }
                 slot
             }
             None => {
@@ -629,6 +641,7 @@ impl ConnTable {
         *c = Conn {
             start_ns: now_ns,
             last_ns: now_ns,
+            touched_ns: now_ns,
             init_is_a: src_is_a != from_responder,
             ..Conn::default()
         };
@@ -1023,12 +1036,14 @@ mod tests {
             ..ConnConfig::default()
         };
         let mut r = Run::new(cfg);
+        const SEC: u64 = 1_000_000_000;
         for p in 0..3u16 {
-            r.feed(Segment::udp(C, 1000 + p, S, 53, 10), u64::from(p));
+            r.feed(Segment::udp(C, 1000 + p, S, 53, 10), u64::from(p) * SEC);
         }
-        // Touch the oldest so the second becomes least recent.
-        r.feed(Segment::udp(S, 53, C, 1000, 10), 10);
-        r.feed(Segment::udp(C, 5000, S, 53, 10), 11);
+        // Touch the oldest so the second becomes least recent (recency moves in steps of
+        // 1/64 of the idle timeout: 1.875 s by default).
+        r.feed(Segment::udp(S, 53, C, 1000, 10), 10 * SEC);
+        r.feed(Segment::udp(C, 5000, S, 53, 10), 11 * SEC);
         assert_eq!(r.t.len(), 3);
         assert_eq!(r.t.stats().evicted, 1);
         assert_eq!(r.out.len(), 1);
