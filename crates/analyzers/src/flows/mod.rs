@@ -14,12 +14,14 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use flow::conn::{ConnConfig, ConnRecord, ConnStats, ConnTable, Segment};
 use metrics::quantiles::Quantiles;
+use metrics::topn::TopN;
 use wire::packet::{L3, L4, Packet};
 
 use crate::app::{self, App, Confidence, Context, Transport};
 use crate::config::{ConfigError, ConfigMap, WindowConfig};
 use crate::export::Export;
-use crate::sketch::{self, TopNames, TopU16};
+use crate::export::Value;
+use crate::sketch::{self, TopU16};
 use crate::window::{Bucket, Window};
 
 /// Payload packets per direction offered to the signatures before the port table decides.
@@ -75,6 +77,76 @@ impl FlowRecord {
     }
 }
 
+/// A conversation as a top-N key: protocol, address family, initiator address and port,
+/// responder address and port (addresses as 16 bytes, IPv4 mapped). Binary, so that ending a
+/// flow formats nothing; names are rendered only for the items an output prints.
+type ConvKey = [u8; 38];
+
+/// Top conversations by some weight.
+#[derive(Clone, Default)]
+pub struct TopConversations(TopN<ConvKey>);
+
+impl TopConversations {
+    fn key(r: &ConnRecord) -> ConvKey {
+        let mut k = [0u8; 38];
+        k[0] = r.proto;
+        k[1] = u8::from(r.initiator.is_ipv6());
+        let bits = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        k[2..18].copy_from_slice(&bits(r.initiator));
+        k[18..20].copy_from_slice(&r.initiator_port.to_be_bytes());
+        k[20..36].copy_from_slice(&bits(r.responder));
+        k[36..38].copy_from_slice(&r.responder_port.to_be_bytes());
+        k
+    }
+
+    /// `tcp 192.0.2.1:40000 <-> 192.0.2.2:443`
+    fn render(k: &ConvKey) -> String {
+        let addr = |b: &[u8]| -> std::net::IpAddr {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(b);
+            let v6 = std::net::Ipv6Addr::from(o);
+            match (k[1], v6.to_ipv4_mapped()) {
+                (0, Some(v4)) => std::net::IpAddr::V4(v4),
+                _ => std::net::IpAddr::V6(v6),
+            }
+        };
+        let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+        let proto = match k[0] {
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            n => n.to_string(),
+        };
+        format!(
+            "{proto} {}:{} <-> {}:{}",
+            addr(&k[2..18]),
+            port(&k[18..20]),
+            addr(&k[20..36]),
+            port(&k[36..38])
+        )
+    }
+
+    pub fn insert(&mut self, r: &ConnRecord, weight: u64) {
+        self.0.insert(&Self::key(r), weight);
+    }
+
+    pub fn merge(&mut self, other: &Self) {
+        self.0.merge(&other.0);
+    }
+
+    pub fn export(&self, label: &'static str, w: &WindowConfig) -> Value {
+        let items = self
+            .0
+            .top(w.topn_count)
+            .into_iter()
+            .map(|(k, v)| (Self::render(&k), v))
+            .collect();
+        sketch::top_value(label, items, w)
+    }
+}
+
 /// One period of flow summaries.
 #[derive(Clone, Default)]
 pub struct FlowsBucket {
@@ -96,8 +168,8 @@ pub struct FlowsBucket {
     pub zero_window: u64,
     /// Records the flow log queue had no room for.
     pub log_dropped: u64,
-    pub top_conv_bytes: TopNames,
-    pub top_conv_packets: TopNames,
+    pub top_conv_bytes: TopConversations,
+    pub top_conv_packets: TopConversations,
     pub top_port_bytes: TopU16,
     pub top_port_packets: TopU16,
     pub top_app_bytes: TopU16,
@@ -146,8 +218,6 @@ pub struct Flows {
     /// Table counters already added to a bucket.
     seen: ConnStats,
     log: Option<SyncSender<FlowRecord>>,
-    /// Reused buffer for conversation names.
-    name: Vec<u8>,
 }
 
 /// Configuration keys of the handler (besides the window keys).
@@ -181,7 +251,6 @@ impl Flows {
             table: ConnTable::new(conn),
             seen: ConnStats::default(),
             log: None,
-            name: Vec::with_capacity(128),
         }
     }
 
@@ -225,16 +294,12 @@ impl Flows {
             tcp_window: pkt.tcp_window,
         };
         let Self {
-            window,
-            table,
-            log,
-            name,
-            ..
+            window, table, log, ..
         } = self;
         let bucket = window.live();
         bucket.packets += 1;
         bucket.bytes += u64::from(frame_len);
-        let seen = table.update(&seg, ts_ns, &mut |r| end_flow(r, bucket, log, name));
+        let seen = table.update(&seg, ts_ns, &mut |r| end_flow(r, bucket, log));
         if let Some(seen) = seen
             && seen.payload_ordinal > 0
             && seen.payload_ordinal <= DPI_PACKETS
@@ -271,14 +336,10 @@ impl Flows {
     /// Ends every flow still open (end of input).
     pub fn finish(&mut self) {
         let Self {
-            window,
-            table,
-            log,
-            name,
-            ..
+            window, table, log, ..
         } = self;
         let bucket = window.live();
-        table.drain(&mut |r| end_flow(r, bucket, log, name));
+        table.drain(&mut |r| end_flow(r, bucket, log));
         self.account_stats();
     }
 
@@ -430,29 +491,13 @@ fn label(r: &ConnRecord) -> (App, Confidence) {
 }
 
 /// Summarizes a finished flow into `b` and queues it for the flow log.
-fn end_flow(
-    r: &ConnRecord,
-    b: &mut FlowsBucket,
-    log: &Option<SyncSender<FlowRecord>>,
-    name: &mut Vec<u8>,
-) {
+fn end_flow(r: &ConnRecord, b: &mut FlowsBucket, log: &Option<SyncSender<FlowRecord>>) {
     let (a, confidence) = label(r);
     let packets = r.packets[0] + r.packets[1];
     let bytes = r.bytes[0] + r.bytes[1];
     b.ended += 1;
-    name.clear();
-    // Formatting into a reused buffer: the sketch copies the name only if it keeps it.
-    let _ = write!(
-        name,
-        "{} {}:{} <-> {}:{}",
-        if r.proto == 6 { "tcp" } else { "udp" },
-        r.initiator,
-        r.initiator_port,
-        r.responder,
-        r.responder_port
-    );
-    b.top_conv_bytes.insert(name, bytes);
-    b.top_conv_packets.insert(name, packets);
+    b.top_conv_bytes.insert(r, bytes);
+    b.top_conv_packets.insert(r, packets);
     b.top_port_bytes.insert(r.responder_port, bytes);
     b.top_port_packets.insert(r.responder_port, packets);
     b.top_app_bytes.insert(a as u16, bytes);
@@ -572,6 +617,41 @@ mod tests {
         let line = String::from_utf8(line).expect("utf8");
         assert!(line.starts_with(r#"{"proto":"udp","src":"10.0.0.1","sport":40000,"dst":"10.0.0.2","dport":53,"vlan":0,"app":"dns","app_confidence":"dpi","packets_src":1,"packets_dst":1,"#), "{line}");
         assert!(line.ends_with(r#""rtt_ns":null,"retransmissions":0,"out_of_order":0,"zero_window":0,"end":"remaining"}"#), "{line}");
+    }
+
+    #[test]
+    fn conversation_keys_render_both_families() {
+        let rec = |a: &str, b: &str, proto| ConnRecord {
+            initiator: a.parse().expect("addr"),
+            initiator_port: 40000,
+            responder: b.parse().expect("addr"),
+            responder_port: 443,
+            proto,
+            vlan: 0,
+            start_ns: 0,
+            end_ns: 0,
+            packets: [1, 0],
+            bytes: [60, 0],
+            state: flow::conn::TcpState::None,
+            rtt_ns: None,
+            retransmissions: 0,
+            out_of_order: 0,
+            zero_window: 0,
+            app: 0,
+            app_detail: 0,
+            reason: flow::conn::EndReason::Remaining,
+        };
+        let k = TopConversations::key(&rec("192.0.2.1", "192.0.2.2", 6));
+        assert_eq!(
+            TopConversations::render(&k),
+            "tcp 192.0.2.1:40000 <-> 192.0.2.2:443"
+        );
+        // An IPv6 address that looks IPv4-mapped stays IPv6.
+        let k = TopConversations::key(&rec("::ffff:192.0.2.1", "2001:db8::1", 17));
+        assert_eq!(
+            TopConversations::render(&k),
+            "udp ::ffff:192.0.2.1:40000 <-> 2001:db8::1:443"
+        );
     }
 
     #[test]
