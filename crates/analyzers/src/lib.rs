@@ -5,6 +5,7 @@
 //! packet timestamps and decides when periods rotate. Handler output is described in the neutral
 //! [`export`] model; only the `outputs` crate turns that into JSON or Prometheus text.
 
+pub mod app;
 pub mod config;
 pub mod dhcp;
 pub mod dns;
@@ -12,6 +13,7 @@ pub mod dnstap;
 pub mod event;
 pub mod export;
 pub mod flow;
+pub mod flows;
 pub mod fuzzing;
 pub mod net;
 pub mod pcap;

@@ -19,6 +19,7 @@ use crate::event::{
 };
 use crate::export::Export;
 use crate::flow::{FlowHandler, FlowInput};
+use crate::flows::Flows;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
 
@@ -49,6 +50,7 @@ pub enum HandlerKind {
     Pcap(PcapStats),
     Dhcp(Dhcp),
     Flow(FlowHandler),
+    Flows(Flows),
 }
 
 /// A named handler instance.
@@ -126,6 +128,7 @@ impl Handler {
                 &spec.enable,
                 &spec.disable,
             )?),
+            ("flows", "1.0") => HandlerKind::Flows(Flows::new(&spec.config, window)?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -148,6 +151,7 @@ impl Handler {
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
             HandlerKind::Dhcp(_) => Dhcp::SCHEMA,
             HandlerKind::Flow(_) => FlowHandler::SCHEMA,
+            HandlerKind::Flows(_) => Flows::SCHEMA,
         }
     }
 
@@ -160,6 +164,7 @@ impl Handler {
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
             HandlerKind::Dhcp(h) => h.window_config.deep_sample_rate,
             HandlerKind::Flow(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Flows(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -192,6 +197,9 @@ impl Handler {
             HandlerKind::Flow(h) => {
                 h.window.rotate_to(seq);
             }
+            HandlerKind::Flows(h) => {
+                h.window.rotate_to(seq);
+            }
         }
     }
 
@@ -205,6 +213,7 @@ impl Handler {
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
             (HandlerKind::Dhcp(a), HandlerKind::Dhcp(b)) => a.window.merge(&b.window),
             (HandlerKind::Flow(a), HandlerKind::Flow(b)) => a.window.merge(&b.window),
+            (HandlerKind::Flows(a), HandlerKind::Flows(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -235,6 +244,7 @@ impl Handler {
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Dhcp(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Flow(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Flows(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -272,6 +282,7 @@ pub struct Pipeline {
     tcp: TcpDnsReassembler,
     needs_dns: bool,
     needs_dhcp: bool,
+    has_flows: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -337,6 +348,11 @@ impl Pipeline {
                 .iter()
                 .any(|h| matches!(h.kind, HandlerKind::Dhcp(_)))
         });
+        let has_flows = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Flows(_)))
+        });
         Self {
             policies,
             host,
@@ -344,6 +360,7 @@ impl Pipeline {
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
             needs_dhcp,
+            has_flows,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -482,6 +499,18 @@ impl Pipeline {
             dnstap: None,
         });
 
+        // Flows need the whole packet (payload, TCP fields), not the event: they see every
+        // captured packet and each reassembled datagram once, outside of chains.
+        if self.has_flows && mode != Mode::PacketOnly && l3 != L3Kind::Other {
+            for p in &mut self.policies {
+                for h in &mut p.handlers {
+                    if let HandlerKind::Flows(f) = &mut h.kind {
+                        f.on_packet(pkt, frame_len, ts_ns);
+                    }
+                }
+            }
+        }
+
         if mode == Mode::AppOnly {
             if let Some(d) = dns_ev.as_ref() {
                 for policy in &mut self.policies {
@@ -569,6 +598,13 @@ impl Pipeline {
     /// Ends the input: DNS-over-TCP data still held behind lost segments is decoded, as a
     /// dissector that reads each segment on its own would (see `flow::tcp`).
     pub fn finish(&mut self) {
+        for p in &mut self.policies {
+            for h in &mut p.handlers {
+                if let HandlerKind::Flows(f) = &mut h.kind {
+                    f.finish();
+                }
+            }
+        }
         let policies = &mut self.policies;
         let stats = &mut self.stats;
         let geo = &mut self.geo;
@@ -783,6 +819,8 @@ fn offer<'e, 'a>(
             h.on_dhcp(&p2, d).then_some(ev)
         }
         (HandlerKind::Dhcp(_), _) => None,
+        // Flows see every packet directly (`Pipeline::process`), chained or not.
+        (HandlerKind::Flows(_), _) => Some(ev),
     }
 }
 

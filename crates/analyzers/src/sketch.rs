@@ -127,7 +127,11 @@ impl TopIp {
 
 /// Applies pktvisor's percentile threshold: drop items whose estimate is below the given
 /// percentile of the printed estimates.
-fn top_value(label: &'static str, mut items: Vec<(String, u64)>, w: &WindowConfig) -> Value {
+pub(crate) fn top_value(
+    label: &'static str,
+    mut items: Vec<(String, u64)>,
+    w: &WindowConfig,
+) -> Value {
     if w.topn_percentile_threshold > 0 && !items.is_empty() {
         let mut est: Vec<u64> = items.iter().map(|(_, v)| *v).collect();
         est.sort_unstable();

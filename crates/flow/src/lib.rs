@@ -7,6 +7,7 @@
 //! globals; tables are keyed with a seeded `foldhash` so attacker-chosen keys cannot be aimed at
 //! one bucket without knowing the seed.
 
+pub mod conn;
 pub mod defrag;
 mod slab;
 pub mod tcp;

@@ -47,6 +47,16 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
         }
     }
 
+    /// An empty slab with room for `capacity` entries reserved up front, so a table that
+    /// fills to its cap never reallocates on the packet path.
+    pub(crate) fn with_capacity(seed: u64, capacity: usize) -> Self {
+        let mut s = Self::new(seed);
+        s.slots.reserve_exact(capacity);
+        s.free.reserve_exact(capacity);
+        s.index.reserve(capacity, |_| 0);
+        s
+    }
+
     /// Number of live entries.
     pub(crate) fn len(&self) -> usize {
         self.len

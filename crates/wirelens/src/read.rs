@@ -99,7 +99,14 @@ pub struct ReadArgs {
     /// Most IP datagrams being reassembled from fragments at once.
     #[arg(long, default_value_t = 1024)]
     max_fragments: usize,
+    /// Write one JSON object per flow (finished, evicted or still open at the end) to FILE.
+    #[arg(long = "flow-log", value_name = "FILE")]
+    flow_log: Option<PathBuf>,
 }
+
+/// Flow records queued between the workers and the flow log writer; a worker that finds the
+/// queue full counts the record as dropped instead of waiting.
+const FLOW_LOG_QUEUE: usize = 1 << 16;
 
 /// A policy as the reader runs it (the handlers themselves live in each worker's pipeline).
 struct PlannedPolicy {
@@ -267,9 +274,10 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         max_open_xacts: args.max_open_xacts,
     };
     // pktvisor-reader runs net and dns on every input, and dhcp and the pcap statistics on
-    // captures. Flow exports are summarized by the flow handler alone.
+    // captures; captures also get the connection table. Flow exports are summarized by the
+    // flow handler alone.
     let defaults_kinds: &'static [&'static str] = match args.input {
-        InputKind::Pcap => &["net", "dns", "pcap", "dhcp"],
+        InputKind::Pcap => &["net", "dns", "pcap", "dhcp", "flows"],
         InputKind::Dnstap => &["net", "dns"],
         InputKind::Sflow | InputKind::Netflow => &["flow"],
     };
@@ -320,6 +328,10 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         }
         return render(args, &policies, &result);
     }
+    let flow_log = match &args.flow_log {
+        Some(path) => Some(FlowLog::start(path, &mut pipelines)?),
+        None => None,
+    };
     let show_progress = (args.progress || std::io::stderr().is_terminal()) && !args.no_progress;
     let cfg = ReadConfig {
         files: args.files.clone(),
@@ -356,9 +368,12 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
             p.records as f64 / secs
         );
     };
-    let result = offline::run(cfg, &mut report)?;
+    let mut result = offline::run(cfg, &mut report)?;
     if show_progress {
         eprintln!();
+    }
+    if let Some(log) = flow_log {
+        log.finish(&mut result.pipeline)?;
     }
     for (name, off) in &result.stats.truncated {
         eprintln!(
@@ -465,6 +480,73 @@ fn render(args: &ReadArgs, policies: &[PlannedPolicy], result: &ReadResult) -> R
                 }
             }
             Ok(w.render().trim_end().to_string())
+        }
+    }
+}
+
+/// The flow log writer: a thread that renders queued flow records as JSON lines.
+struct FlowLog {
+    path: PathBuf,
+    writer: std::thread::JoinHandle<std::io::Result<u64>>,
+}
+
+impl FlowLog {
+    /// Opens `path` and hands the queue to every flows handler of every worker.
+    fn start(path: &std::path::Path, pipelines: &mut [Pipeline]) -> Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create flow log {}", path.display()))?;
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<analyzers::flows::FlowRecord>(FLOW_LOG_QUEUE);
+        let mut handed = false;
+        for p in pipelines.iter_mut() {
+            for_each_flows(p, |f| {
+                f.set_log(Some(tx.clone()));
+                handed = true;
+            });
+        }
+        if !handed {
+            bail!("--flow-log needs a flows handler (in the default set, or in the policy)");
+        }
+        drop(tx);
+        let writer = std::thread::Builder::new()
+            .name("flow-log".into())
+            .spawn(move || -> std::io::Result<u64> {
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+                let mut n = 0u64;
+                for rec in rx {
+                    rec.write_json(&mut out)?;
+                    out.write_all(b"\n")?;
+                    n += 1;
+                }
+                out.flush()?;
+                Ok(n)
+            })
+            .context("cannot start the flow log writer")?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    /// Lets go of the last queue handle (kept by the merged pipeline) and waits for the writer.
+    fn finish(self, merged: &mut Pipeline) -> Result<()> {
+        for_each_flows(merged, |f| drop(f.take_log()));
+        match self.writer.join() {
+            Ok(r) => {
+                r.with_context(|| format!("cannot write flow log {}", self.path.display()))?;
+                Ok(())
+            }
+            Err(_) => bail!("the flow log writer failed"),
+        }
+    }
+}
+
+fn for_each_flows(p: &mut Pipeline, mut f: impl FnMut(&mut analyzers::flows::Flows)) {
+    for plan in &mut p.policies {
+        for h in &mut plan.handlers {
+            if let analyzers::pipeline::HandlerKind::Flows(x) = &mut h.kind {
+                f(x);
+            }
         }
     }
 }
