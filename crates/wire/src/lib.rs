@@ -10,3 +10,4 @@ pub mod dns;
 pub mod dnstap;
 pub mod hash;
 pub mod packet;
+pub mod tls;
