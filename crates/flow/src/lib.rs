@@ -1,5 +1,6 @@
 //! Pure, bounded per-connection state: IP defragmentation, TCP stream reassembly for
-//! length-prefixed protocols (DNS over TCP), and request/response transaction matching.
+//! length-prefixed protocols (DNS over TCP), stream heads (the first bytes of each direction,
+//! for TLS handshakes), and request/response transaction matching.
 //!
 //! All time comes in as an argument (`now_ns`, packet time); every table has a configured cap
 //! and counts what it refuses instead of growing. Nothing here does I/O, reads a clock or keeps
@@ -8,6 +9,7 @@
 
 pub mod defrag;
 mod slab;
+pub mod stream;
 pub mod tcp;
 pub mod xact;
 
