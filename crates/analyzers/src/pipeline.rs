@@ -19,6 +19,7 @@ use crate::event::{
 use crate::export::Export;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
+use crate::tls::Tls;
 
 /// What a policy asks for one handler module.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +46,7 @@ pub enum HandlerKind {
     DnsV1(DnsV1),
     DnsV2(DnsV2),
     Pcap(PcapStats),
+    Tls(Tls),
 }
 
 /// A named handler instance.
@@ -109,6 +111,9 @@ impl Handler {
                 limits.max_open_xacts,
             )?),
             ("pcap", "1.0") => HandlerKind::Pcap(PcapStats::new(&spec.config, window)?),
+            ("tls", "1.0") => {
+                HandlerKind::Tls(Tls::new(&spec.config, window, &spec.enable, &spec.disable)?)
+            }
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -129,6 +134,7 @@ impl Handler {
             HandlerKind::DnsV1(_) => DnsV1::SCHEMA,
             HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
+            HandlerKind::Tls(_) => Tls::SCHEMA,
         }
     }
 
@@ -139,6 +145,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => h.window_config.deep_sample_rate,
             HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Tls(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -163,6 +170,7 @@ impl Handler {
             HandlerKind::Pcap(h) => {
                 h.window.rotate_to(seq);
             }
+            HandlerKind::Tls(h) => h.rotate_to(seq, ts_ns),
         }
     }
 
@@ -174,6 +182,7 @@ impl Handler {
             (HandlerKind::DnsV1(a), HandlerKind::DnsV1(b)) => a.window.merge(&b.window),
             (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
+            (HandlerKind::Tls(a), HandlerKind::Tls(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -202,6 +211,7 @@ impl Handler {
             HandlerKind::DnsV1(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Tls(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -236,6 +246,7 @@ pub struct Pipeline {
     extra_dns_ports: Vec<u16>,
     tcp: TcpDnsReassembler,
     needs_dns: bool,
+    needs_tls: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -292,12 +303,18 @@ impl Pipeline {
         let needs_dns = policies
             .iter()
             .any(|p| p.handlers.iter().any(Handler::is_dns));
+        let needs_tls = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Tls(_)))
+        });
         Self {
             policies,
             host,
             extra_dns_ports,
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
+            needs_tls,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -430,6 +447,32 @@ impl Pipeline {
                     ChainEvent::Packet(&ev, dns_ev.as_ref()),
                     &mut self.geo,
                 );
+            }
+        }
+
+        // TCP on other ports: the start of each stream goes to the TLS handlers.
+        if self.needs_tls
+            && l4 == L4Kind::Tcp
+            && mode != Mode::PacketOnly
+            && pkt.fragment.is_none()
+            && dns_metric_port(pkt.src_port, pkt.dst_port, &self.extra_dns_ports).is_none()
+        {
+            for p in &mut self.policies {
+                for h in &mut p.handlers {
+                    if let HandlerKind::Tls(t) = &mut h.kind {
+                        t.on_segment(
+                            src,
+                            pkt.src_port,
+                            dst,
+                            pkt.dst_port,
+                            pkt.vlan,
+                            pkt.tcp_seq,
+                            pkt.tcp_flags,
+                            pkt.payload,
+                            ts_ns,
+                        );
+                    }
+                }
             }
         }
 
@@ -677,6 +720,8 @@ fn offer<'e, 'a>(
             on_dns(h, d, rate, geo).then_some(ev)
         }
         (HandlerKind::Pcap(_), _) => Some(ev),
+        // TLS reads TCP segments directly (`Pipeline::process`), not chain events.
+        (HandlerKind::Tls(_), _) => Some(ev),
     }
 }
 
