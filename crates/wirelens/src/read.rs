@@ -245,9 +245,10 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         },
         max_open_xacts: args.max_open_xacts,
     };
-    // pktvisor-reader runs net and dns on every input, and the pcap statistics on captures.
+    // pktvisor-reader runs net and dns on every input, and the pcap statistics on captures;
+    // TLS handshakes are read from captures too (dnstap carries no TCP streams).
     let defaults_kinds: &'static [&'static str] = if args.input == InputKind::Pcap {
-        &["net", "dns", "pcap"]
+        &["net", "dns", "pcap", "tls"]
     } else {
         &["net", "dns"]
     };
