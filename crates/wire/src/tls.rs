@@ -42,6 +42,9 @@ pub const EXT_ALPN: u16 = 0x0010;
 /// Extension `supported_versions` (RFC 8446).
 pub const EXT_SUPPORTED_VERSIONS: u16 = 0x002b;
 
+/// Alert level `warning`.
+pub const ALERT_LEVEL_WARNING: u8 = 1;
+
 /// Record header length.
 pub const RECORD_HEADER_LEN: usize = 5;
 /// Largest record payload a peer may send (2^14 plus expansion, RFC 5246 6.2.3); a longer
@@ -220,13 +223,19 @@ pub struct Collected {
     pub len: usize,
     /// Complete handshake records read.
     pub records: usize,
+    /// Stream bytes of the complete records read (handshake, skipped warnings and
+    /// ChangeCipherSpecs).
+    pub consumed: usize,
     pub end: HandshakeEnd,
 }
 
 /// Copies the payloads of the complete handshake records at the start of `stream` into `out`,
 /// joining messages that span records (RFC 8446 5.1 lets a handshake message be fragmented
-/// over several records, and several messages share one record).
-pub fn collect_handshake(stream: &[u8], out: &mut [u8]) -> Collected {
+/// over several records, and several messages share one record). Warning alerts are skipped;
+/// so are ChangeCipherSpec records when `skip_ccs` (TLS 1.3 middlebox compatibility after a
+/// HelloRetryRequest, where the handshake goes on in clear; in TLS 1.2 what follows a
+/// ChangeCipherSpec is encrypted, so callers skip it only when they know the version).
+pub fn collect_handshake(stream: &[u8], out: &mut [u8], skip_ccs: bool) -> Collected {
     let mut pos = 0usize;
     let mut len = 0usize;
     let mut records = 0usize;
@@ -239,6 +248,7 @@ pub fn collect_handshake(stream: &[u8], out: &mut [u8]) -> Collected {
                 return Collected {
                     len,
                     records,
+                    consumed: pos,
                     end: HandshakeEnd::NeedStreamBytes(pos + RECORD_HEADER_LEN),
                 };
             }
@@ -246,22 +256,42 @@ pub fn collect_handshake(stream: &[u8], out: &mut [u8]) -> Collected {
                 return Collected {
                     len,
                     records,
+                    consumed: pos,
                     end: HandshakeEnd::NotTls(pos),
                 };
             }
         };
+        let body_start = pos + RECORD_HEADER_LEN;
+        let ccs = skip_ccs && h.content_type == CONTENT_CHANGE_CIPHER_SPEC;
+        if (h.content_type == CONTENT_ALERT || ccs) && h.len <= 2 {
+            let Some(body) = stream.get(body_start..body_start + h.len) else {
+                return Collected {
+                    len,
+                    records,
+                    consumed: pos,
+                    end: HandshakeEnd::NeedStreamBytes(body_start + h.len),
+                };
+            };
+            if ccs || body.first() == Some(&ALERT_LEVEL_WARNING) {
+                // A warning in clear (a server's `unrecognized_name` before its ServerHello)
+                // does not end the handshake.
+                pos = body_start + h.len;
+                continue;
+            }
+        }
         if h.content_type != CONTENT_HANDSHAKE {
             return Collected {
                 len,
                 records,
+                consumed: pos,
                 end: HandshakeEnd::OtherContent(h.content_type),
             };
         }
-        let body_start = pos + RECORD_HEADER_LEN;
         let Some(body) = stream.get(body_start..body_start + h.len) else {
             return Collected {
                 len,
                 records,
+                consumed: pos,
                 end: HandshakeEnd::NeedStreamBytes(body_start + h.len),
             };
         };
@@ -275,6 +305,7 @@ pub fn collect_handshake(stream: &[u8], out: &mut [u8]) -> Collected {
             return Collected {
                 len,
                 records,
+                consumed: pos,
                 end: HandshakeEnd::OutputFull,
             };
         }
@@ -535,6 +566,25 @@ impl<'a> ServerHello<'a> {
         let mut r = Reader::new(body);
         let version = r.u16("server hello")?;
         let random = r.take(32, "server hello")?;
+        if version >> 8 == 0x7f {
+            // TLS 1.3 drafts before 22 put the draft version here and have neither a session
+            // id nor a compression method.
+            let cipher_suite = r.u16("server hello")?;
+            let extensions = if r.is_empty() {
+                &[][..]
+            } else {
+                r.vec16("server hello")?
+            };
+            check_extensions(extensions)?;
+            return Ok(Self {
+                version,
+                random,
+                session_id: &[],
+                cipher_suite,
+                compression_method: 0,
+                extensions,
+            });
+        }
         let session_id = r.vec8("server hello")?;
         if session_id.len() > 32 {
             return Err(TlsError::Malformed("session id"));

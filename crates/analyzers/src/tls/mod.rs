@@ -21,8 +21,8 @@ use metrics::quantiles::Quantiles;
 use wire::tls::fingerprint::{ja3, ja4};
 use wire::tls::x509::CertFields;
 use wire::tls::{
-    ClientHello, HS_CERTIFICATE, HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_SERVER_HELLO_DONE,
-    HandshakeEnd, Messages, ServerHello, certificates, collect_handshake,
+    CONTENT_CHANGE_CIPHER_SPEC, ClientHello, HS_CERTIFICATE, HS_CLIENT_HELLO, HS_SERVER_HELLO,
+    HS_SERVER_HELLO_DONE, HandshakeEnd, Messages, ServerHello, certificates, collect_handshake,
 };
 
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
@@ -112,17 +112,19 @@ impl Bucket for TlsBucket {
     }
 }
 
-/// What the handler remembers of one connection.
+/// What the handler remembers of one connection. Heads are re-read from their start as they
+/// grow, so the messages already counted are remembered by number.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnState {
-    /// Time of the ClientHello, ns (0: none seen).
+    /// Time of the first ClientHello, ns (0: none seen).
     client_hello_ns: u64,
-    seen: u8,
+    /// ClientHellos and ServerHellos counted so far.
+    client_hellos: u8,
+    server_hellos: u8,
+    certificate: bool,
+    /// A HelloRetryRequest was seen: TLS 1.3 goes on in clear past a ChangeCipherSpec.
+    retry: bool,
 }
-
-const SEEN_CLIENT_HELLO: u8 = 1;
-const SEEN_SERVER_HELLO: u8 = 2;
-const SEEN_CERTIFICATE: u8 = 4;
 
 /// Which metric groups are on.
 #[derive(Clone, Copy)]
@@ -400,7 +402,9 @@ impl Tls {
 
 /// Reads what the head of one direction holds so far; says whether more is needed.
 fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Groups) -> Verdict {
-    let c = collect_handshake(h.bytes, scratch);
+    let user = h.user;
+    let retry_before = user.retry;
+    let c = collect_handshake(h.bytes, scratch, user.retry);
     if c.records == 0 {
         return match c.end {
             // Not TLS at all (or not from the start of the stream): not counted.
@@ -418,38 +422,48 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
     }
     let hs = scratch.get(..c.len).unwrap_or_default();
     let mut msgs = Messages::new(hs);
-    let user = h.user;
+    let (mut n_client, mut n_server) = (0u8, 0u8);
     // At most one message per four bytes: bounded by the scratch length.
     for m in msgs.by_ref() {
         match m.msg_type {
             HS_CLIENT_HELLO => {
-                if user.seen & SEEN_CLIENT_HELLO == 0 {
-                    user.seen |= SEEN_CLIENT_HELLO;
-                    user.client_hello_ns = h.ts_ns.max(1);
+                n_client = n_client.saturating_add(1);
+                if n_client > user.client_hellos {
+                    user.client_hellos = n_client;
+                    if user.client_hello_ns == 0 {
+                        user.client_hello_ns = h.ts_ns.max(1);
+                    }
                     match ClientHello::parse(m.body) {
                         Ok(ch) => on_client_hello(&ch, b, g),
-                        Err(_) => b.malformed += 1,
+                        Err(_) => {
+                            b.malformed += 1;
+                            return Verdict::Done;
+                        }
                     }
                 }
-                // The client's first flight has nothing more in clear worth reading.
-                return Verdict::Done;
             }
-            HS_SERVER_HELLO if user.seen & SEEN_SERVER_HELLO == 0 => {
-                user.seen |= SEEN_SERVER_HELLO;
+            HS_SERVER_HELLO => {
+                n_server = n_server.saturating_add(1);
+                if n_server <= user.server_hellos {
+                    continue;
+                }
+                user.server_hellos = n_server;
                 let Ok(sh) = ServerHello::parse(m.body) else {
                     b.malformed += 1;
                     return Verdict::Done;
                 };
                 b.server_hellos += 1;
+                if sh.is_hello_retry_request() {
+                    b.hello_retry_requests += 1;
+                    user.retry = true;
+                    continue;
+                }
                 if user.client_hello_ns != 0 {
                     b.handshakes += 1;
                     if g.quantiles {
                         b.handshake_latency
                             .record(h.ts_ns.saturating_sub(user.client_hello_ns) / 1000);
                     }
-                }
-                if sh.is_hello_retry_request() {
-                    b.hello_retry_requests += 1;
                 }
                 if g.top_params {
                     b.top_version_negotiated.insert(sh.selected_version(), 1);
@@ -461,8 +475,8 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
                 }
             }
             HS_CERTIFICATE => {
-                if user.seen & SEEN_CERTIFICATE == 0 {
-                    user.seen |= SEEN_CERTIFICATE;
+                if !user.certificate {
+                    user.certificate = true;
                     on_certificate(m.body, b, g);
                 }
                 return Verdict::Done;
@@ -471,16 +485,27 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
             _ => {}
         }
     }
+    // Bytes of an unfinished message or record: the stream ended inside the handshake.
+    let partial = !msgs.rest().is_empty() || h.bytes.len() > c.consumed;
     match c.end {
         HandshakeEnd::NeedStreamBytes(n) if h.cut == Cut::No => Verdict::NeedMore(n),
         HandshakeEnd::NeedStreamBytes(_) | HandshakeEnd::OutputFull => {
-            b.truncated += 1;
+            if partial {
+                b.truncated += 1;
+            }
             Verdict::Done
         }
         HandshakeEnd::NotTls(_) => {
             // TLS records followed by something else: framing broke.
             b.malformed += 1;
             Verdict::Done
+        }
+        HandshakeEnd::OtherContent(CONTENT_CHANGE_CIPHER_SPEC)
+            if user.retry && !retry_before && h.cut == Cut::No =>
+        {
+            // A HelloRetryRequest was just read: read again past the ChangeCipherSpec once
+            // more arrives.
+            Verdict::NeedMore(h.bytes.len() + 1)
         }
         HandshakeEnd::OtherContent(_) => {
             if !msgs.rest().is_empty() {

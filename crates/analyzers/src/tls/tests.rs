@@ -73,8 +73,12 @@ fn client_hello(sni: &str) -> Vec<u8> {
 }
 
 fn server_hello(version_ext: Option<u16>) -> Vec<u8> {
+    server_hello_with(version_ext, [0x33; 32])
+}
+
+fn server_hello_with(version_ext: Option<u16>, random: [u8; 32]) -> Vec<u8> {
     let mut b = vec![3, 3];
-    b.extend_from_slice(&[0x33; 32]);
+    b.extend_from_slice(&random);
     b.push(0);
     b.extend_from_slice(&[0xc0, 0x2f, 0]);
     if let Some(v) = version_ext {
@@ -227,6 +231,11 @@ fn tls13_server_flight_stops_after_the_server_hello() {
     flight.extend(record(20, &[1]));
     flight.extend(record(23, &[9; 40]));
     seg(&mut t, 1, false, 0, flags::ACK, &flight, 1);
+    // The client's second flight ends its side too.
+    let ch_len = record(22, &client_hello("a.test")).len() as u32;
+    let mut second = record(20, &[1]);
+    second.extend(record(23, &[7; 30]));
+    seg(&mut t, 1, true, ch_len, flags::ACK, &second, 2);
     let b = t.window.live().clone();
     let e = t.export(&b);
     assert_eq!(int(&e, &["handshakes"]), 1);
@@ -329,4 +338,33 @@ fn config_and_groups_are_checked() {
             .all(|m| m.json_path[0] != "top_cert_subject")
     );
     assert_eq!(int(&e, &["client_hellos"]), 0);
+}
+
+#[test]
+fn hello_retry_request_flows_are_followed_past_change_cipher_spec() {
+    let mut t = handler();
+    let ch1 = record(22, &client_hello("retry.test"));
+    seg(&mut t, 7, true, 0, flags::ACK, &ch1, 0);
+    let mut flight = record(
+        22,
+        &server_hello_with(Some(0x0304), wire::tls::HELLO_RETRY_REQUEST_RANDOM),
+    );
+    flight.extend(record(20, &[1]));
+    seg(&mut t, 7, false, 0, flags::ACK, &flight, 1);
+    let mut second = record(20, &[1]);
+    second.extend(record(22, &client_hello("retry.test")));
+    seg(&mut t, 7, true, ch1.len() as u32, flags::ACK, &second, 2);
+    let sh = record(22, &server_hello(Some(0x0304)));
+    seg(&mut t, 7, false, flight.len() as u32, flags::ACK, &sh, 3);
+    let b = t.window.live().clone();
+    assert_eq!(
+        (
+            b.client_hellos,
+            b.server_hellos,
+            b.hello_retry_requests,
+            b.handshakes
+        ),
+        (2, 2, 1, 1)
+    );
+    assert_eq!(b.truncated + b.malformed, 0);
 }

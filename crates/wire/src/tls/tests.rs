@@ -265,7 +265,7 @@ fn handshake_split_over_records_and_several_per_record() {
     stream.extend(record(22, &msg[101..]));
     let mut out = vec![0u8; 4096];
     for cut in 0..stream.len() {
-        let c = collect_handshake(&stream[..cut], &mut out);
+        let c = collect_handshake(&stream[..cut], &mut out, false);
         assert!(
             matches!(c.end, HandshakeEnd::NeedStreamBytes(n) if n > cut),
             "cut {cut}"
@@ -274,7 +274,7 @@ fn handshake_split_over_records_and_several_per_record() {
         assert_eq!(&out[..c.len], &msg[..c.len]);
         assert_eq!(Messages::new(&out[..c.len]).count(), 0);
     }
-    let c = collect_handshake(&stream, &mut out);
+    let c = collect_handshake(&stream, &mut out, false);
     assert_eq!((c.len, c.records), (msg.len(), 3));
     let ch =
         ClientHello::parse(Messages::new(&out[..c.len]).next().expect("msg").body).expect("parses");
@@ -298,7 +298,7 @@ fn handshake_split_over_records_and_several_per_record() {
     }
     let mut stream = record(22, &hs);
     stream.extend(record(20, &[1]));
-    let c = collect_handshake(&stream, &mut out);
+    let c = collect_handshake(&stream, &mut out, false);
     assert_eq!(c.end, HandshakeEnd::OtherContent(20));
     let msgs: Vec<_> = Messages::new(&out[..c.len]).collect();
     assert_eq!(
@@ -324,8 +324,34 @@ fn handshake_split_over_records_and_several_per_record() {
     // A small output buffer stops collecting.
     let mut small = [0u8; 10];
     assert_eq!(
-        collect_handshake(&stream, &mut small).end,
+        collect_handshake(&stream, &mut small, false).end,
         HandshakeEnd::OutputFull
+    );
+}
+
+#[test]
+fn warning_alerts_are_skipped_and_draft_server_hellos_parse() {
+    // unrecognized_name warning, then a ServerHello of TLS 1.3 draft 18 (no session id, no
+    // compression), then a fatal alert.
+    let mut sh = vec![0x7f, 0x12];
+    sh.extend_from_slice(&[5; 32]);
+    sh.extend_from_slice(&[0x13, 0x01, 0, 0]);
+    let mut msg = vec![HS_SERVER_HELLO, 0, 0, sh.len() as u8];
+    msg.extend_from_slice(&sh);
+    let mut stream = record(CONTENT_ALERT, &[1, 112]);
+    stream.extend(record(22, &msg));
+    stream.extend(record(CONTENT_ALERT, &[2, 40]));
+    let mut out = [0u8; 256];
+    let c = collect_handshake(&stream, &mut out, false);
+    assert_eq!(
+        (c.records, c.end),
+        (1, HandshakeEnd::OtherContent(CONTENT_ALERT))
+    );
+    let m = Messages::new(&out[..c.len]).next().expect("server hello");
+    let s = ServerHello::parse(m.body).expect("draft server hello");
+    assert_eq!(
+        (s.version, s.cipher_suite, s.selected_version()),
+        (0x7f12, 0x1301, 0x7f12)
     );
 }
 
@@ -343,7 +369,7 @@ fn not_tls_is_recognised_early() {
         Err(TlsError::NotTls)
     );
     assert_eq!(
-        collect_handshake(b"\x16\x03\x01\x00\x01\x01HTTP", &mut [0u8; 16]).end,
+        collect_handshake(b"\x16\x03\x01\x00\x01\x01HTTP", &mut [0u8; 16], false).end,
         HandshakeEnd::NotTls(6)
     );
 }
@@ -378,7 +404,7 @@ mod props {
         #[test]
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
             let mut out = [0u8; 512];
-            let c = collect_handshake(&b, &mut out);
+            let c = collect_handshake(&b, &mut out, false);
             prop_assert!(c.len <= out.len());
             for m in Messages::new(&b) {
                 if let Ok(ch) = ClientHello::parse(m.body) {
