@@ -433,10 +433,8 @@ impl<'a> ClientHello<'a> {
         if session_id.len() > 32 {
             return Err(TlsError::Malformed("session id"));
         }
+        // An odd-length list is decoded up to its last whole value, as Wireshark does.
         let cipher_suites = r.vec16("client hello")?;
-        if cipher_suites.len() % 2 != 0 {
-            return Err(TlsError::Malformed("cipher suites"));
-        }
         let compression_methods = r.vec8("client hello")?;
         let extensions = if r.is_empty() {
             &[][..]
@@ -526,6 +524,57 @@ impl<'a> ClientHello<'a> {
     pub fn ec_point_formats(&self) -> &'a [u8] {
         let mut r = Reader::new(self.extension(EXT_EC_POINT_FORMATS).unwrap_or_default());
         r.vec8("ec point formats").unwrap_or_default()
+    }
+}
+
+/// An SSL 2.0-compatible ClientHello (RFC 5246 E.2): old clients open with it to offer SSL 3.0
+/// or TLS to servers that may only speak SSL 2.0. It has no extensions, so no SNI and no
+/// fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sslv2ClientHello<'a> {
+    /// Highest version offered (0x0002 for SSL 2.0, 0x0300 and up for SSL 3.0/TLS).
+    pub version: u16,
+    /// Cipher specs, 3 bytes each.
+    pub cipher_specs: &'a [u8],
+}
+
+impl<'a> Sslv2ClientHello<'a> {
+    /// Decodes an SSL 2.0 record carrying a ClientHello at the start of `b` (2-byte header
+    /// with the high bit set). `Truncated` until the whole record is there.
+    pub fn parse(b: &'a [u8]) -> Result<Self, TlsError> {
+        let mut r = Reader::new(b);
+        let h = r.u16("sslv2 header")?;
+        if h & 0x8000 == 0 {
+            return Err(TlsError::NotTls);
+        }
+        let len = usize::from(h & 0x7fff);
+        if r.rest().first().is_some_and(|&t| t != HS_CLIENT_HELLO) {
+            return Err(TlsError::NotTls);
+        }
+        if let Some(&major) = r.rest().get(1)
+            && major != 0
+            && major != 3
+        {
+            return Err(TlsError::NotTls);
+        }
+        let mut body = Reader::new(r.take(len, "sslv2 client hello")?);
+        body.u8("sslv2 client hello")?;
+        let version = body.u16("sslv2 client hello")?;
+        if version != 0x0002 && version >> 8 != 3 {
+            return Err(TlsError::NotTls);
+        }
+        let spec_len = usize::from(body.u16("sslv2 client hello")?);
+        let sid_len = usize::from(body.u16("sslv2 client hello")?);
+        let challenge_len = usize::from(body.u16("sslv2 client hello")?);
+        if spec_len % 3 != 0 || sid_len > 32 || !(16..=32).contains(&challenge_len) {
+            return Err(TlsError::Malformed("sslv2 client hello"));
+        }
+        let cipher_specs = body.take(spec_len, "sslv2 client hello")?;
+        body.take(sid_len + challenge_len, "sslv2 client hello")?;
+        Ok(Self {
+            version,
+            cipher_specs,
+        })
     }
 }
 

@@ -22,7 +22,8 @@ use wire::tls::fingerprint::{ja3, ja4};
 use wire::tls::x509::CertFields;
 use wire::tls::{
     CONTENT_CHANGE_CIPHER_SPEC, ClientHello, HS_CERTIFICATE, HS_CLIENT_HELLO, HS_SERVER_HELLO,
-    HS_SERVER_HELLO_DONE, HandshakeEnd, Messages, ServerHello, certificates, collect_handshake,
+    HS_SERVER_HELLO_DONE, HandshakeEnd, Messages, ServerHello, Sslv2ClientHello, TlsError,
+    certificates, collect_handshake,
 };
 
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
@@ -407,7 +408,7 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
     let c = collect_handshake(h.bytes, scratch, user.retry);
     if c.records == 0 {
         return match c.end {
-            // Not TLS at all (or not from the start of the stream): not counted.
+            HandshakeEnd::NotTls(0) => on_sslv2_hello(h.bytes, h.cut, h.ts_ns, user, b, g),
             HandshakeEnd::NotTls(_) => Verdict::Done,
             HandshakeEnd::NeedStreamBytes(n) if h.cut == Cut::No => Verdict::NeedMore(n),
             HandshakeEnd::NeedStreamBytes(_) | HandshakeEnd::OutputFull => {
@@ -513,6 +514,41 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
             }
             Verdict::Done
         }
+    }
+}
+
+/// An SSL 2.0-compatible ClientHello opening the stream, or not TLS at all (not counted).
+fn on_sslv2_hello(
+    bytes: &[u8],
+    cut: Cut,
+    ts_ns: u64,
+    user: &mut ConnState,
+    b: &mut TlsBucket,
+    g: Groups,
+) -> Verdict {
+    match Sslv2ClientHello::parse(bytes) {
+        Ok(ch) => {
+            if user.client_hellos == 0 {
+                user.client_hellos = 1;
+                user.client_hello_ns = ts_ns.max(1);
+                b.client_hellos += 1;
+                b.client_hellos_without_sni += 1;
+                if g.top_params {
+                    b.top_version_offered.insert(ch.version, 1);
+                }
+            }
+            Verdict::Done
+        }
+        Err(TlsError::Truncated(_)) if cut == Cut::No => Verdict::NeedMore(bytes.len() + 1),
+        Err(TlsError::Truncated(_)) => {
+            b.truncated += 1;
+            Verdict::Done
+        }
+        Err(TlsError::Malformed(_)) => {
+            b.malformed += 1;
+            Verdict::Done
+        }
+        Err(TlsError::NotTls) => Verdict::Done,
     }
 }
 

@@ -356,6 +356,27 @@ fn warning_alerts_are_skipped_and_draft_server_hellos_parse() {
 }
 
 #[test]
+fn sslv2_compatible_client_hello() {
+    // From `retina/tls_ciphers.pcap`: offers TLS 1.2 with three cipher specs.
+    let b = unhex(concat!(
+        "80320103030009000000200000040100800000ff4575c2fa383b34ff9c5aa53c27a311",
+        "88a5cbd9976dd1cbee23124aba078bc2f1"
+    ));
+    let h = Sslv2ClientHello::parse(&b).expect("sslv2 hello");
+    assert_eq!((h.version, h.cipher_specs.len()), (0x0303, 9));
+    assert_eq!(
+        Sslv2ClientHello::parse(&b[..20]),
+        Err(TlsError::Truncated("sslv2 client hello"))
+    );
+    assert_eq!(Sslv2ClientHello::parse(b"GET /"), Err(TlsError::NotTls));
+    // A TLS record is not an SSL 2.0 one.
+    assert_eq!(
+        Sslv2ClientHello::parse(&[22, 3, 1, 0, 5]),
+        Err(TlsError::NotTls)
+    );
+}
+
+#[test]
 fn not_tls_is_recognised_early() {
     assert_eq!(record_header(b"GET / HTTP/1.1"), Err(TlsError::NotTls));
     assert_eq!(record_header(b"SSH-2.0"), Err(TlsError::NotTls));
