@@ -6,7 +6,8 @@
 //! The consumer is a callback that sees the whole contiguous head of one direction each time it
 //! grows (in order, retransmissions trimmed, reordered segments placed), together with a small
 //! per-connection value of its own (`U`), and answers with a [`Verdict`]: `Done` (stop
-//! buffering this direction) or `NeedMore(n)` (call again once the head holds `n` bytes). When a
+//! buffering this direction), `NeedMore(n)` (call again once the head holds `n` bytes) or
+//! `Consume(n)` (the first `n` bytes are read; what follows becomes the head). When a
 //! direction can grow no more while the consumer still waits — head full, lost segment, FIN or
 //! RST, byte budget exhausted — the callback is told why with a [`Cut`], once.
 //!
@@ -80,6 +81,10 @@ pub enum Verdict {
     Done,
     /// Call again once the head holds at least this many bytes.
     NeedMore(usize),
+    /// The first this many bytes are read: drop them, and call again with what follows as
+    /// the head once more arrives (the next message of a stream is read without keeping the
+    /// previous one).
+    Consume(usize),
 }
 
 /// Why a direction's head stopped growing while the consumer still waited.
@@ -604,6 +609,34 @@ fn feed<U>(
                 h.state = State::Done;
                 pool.release(h);
             }
+            Verdict::Consume(n) if n >= end => {
+                h.base = h.base.wrapping_add(end as u32);
+                h.filled = 0;
+                h.need = 1;
+            }
+            Verdict::Consume(n) => {
+                // Keep the unread rest as the new head.
+                let rest = data.get(n..).unwrap_or_default();
+                h.base = h.base.wrapping_add(n as u32);
+                h.filled = rest.len();
+                h.need = rest.len() + 1;
+                if !pool.grow(h, rest.len(), cfg) {
+                    stats.budget_refusals += 1;
+                    let _ = on_head(Head {
+                        bytes: rest,
+                        dir,
+                        ts_ns,
+                        cut: Cut::Budget,
+                        user,
+                    });
+                    h.state = State::Done;
+                    pool.release(h);
+                    return;
+                }
+                if let Some(dst) = h.buf.get_mut(..rest.len()) {
+                    dst.copy_from_slice(rest);
+                }
+            }
             Verdict::NeedMore(n) => {
                 if end >= head {
                     stats.head_full += 1;
@@ -677,11 +710,29 @@ fn feed<U>(
                 return;
             }
             Verdict::NeedMore(n) => h.need = n.max(h.filled + 1),
+            Verdict::Consume(n) => consume(h, n, pool),
         }
     }
     if h.filled >= head {
         stats.head_full += 1;
         cut(h, user, pool, dir, ts_ns, Cut::HeadFull, on_head);
+    }
+}
+
+/// Drops the first `n` bytes of a buffered head; the rest, held pieces included, moves down.
+fn consume(h: &mut Half, n: usize, pool: &mut Pool) {
+    let n = n.min(h.filled);
+    h.base = h.base.wrapping_add(n as u32);
+    h.filled -= n;
+    h.need = h.filled + 1;
+    if h.filled == 0 && h.n_pieces == 0 {
+        pool.release(h);
+        return;
+    }
+    h.buf.drain(..n.min(h.buf.len()));
+    let shift = n as u32;
+    for p in h.pieces.iter_mut().take(h.n_pieces) {
+        *p = (p.0.saturating_sub(shift), p.1.saturating_sub(shift));
     }
 }
 
@@ -778,10 +829,10 @@ pub fn fuzz_stream(data: &[u8]) {
                 if h.bytes.len() > 64 {
                     panic!("head longer than head_bytes");
                 }
-                if h.bytes.len() % 3 == 0 {
-                    Verdict::Done
-                } else {
-                    Verdict::NeedMore(h.bytes.len() + 5)
+                match h.bytes.len() % 3 {
+                    0 => Verdict::Done,
+                    1 => Verdict::NeedMore(h.bytes.len() + 5),
+                    _ => Verdict::Consume(h.bytes.len() / 2),
                 }
             },
         );

@@ -489,6 +489,19 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
     // Bytes of an unfinished message or record: the stream ended inside the handshake.
     let partial = !msgs.rest().is_empty() || h.bytes.len() > c.consumed;
     match c.end {
+        HandshakeEnd::NeedStreamBytes(_)
+            if h.cut == Cut::No && msgs.rest().is_empty() && c.consumed > 0 =>
+        {
+            // Every message read is complete: drop those records rather than keep them, and
+            // read what follows (a second ClientHello, the Certificate) as a new head.
+            if n_client > 0 {
+                user.client_hellos = 0;
+            }
+            if n_server > 0 {
+                user.server_hellos = 0;
+            }
+            Verdict::Consume(c.consumed)
+        }
         HandshakeEnd::NeedStreamBytes(n) if h.cut == Cut::No => Verdict::NeedMore(n),
         HandshakeEnd::NeedStreamBytes(_) | HandshakeEnd::OutputFull => {
             if partial {

@@ -180,6 +180,44 @@ fn user_state_follows_the_connection_and_resets_on_reuse() {
     assert_eq!(r.stats().connections, 2);
 }
 
+#[test]
+fn consumed_bytes_are_dropped_and_the_next_message_becomes_the_head() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut heads = Vec::new();
+    // Messages are "<len byte><body>"; the consumer consumes each complete one.
+    let mut on = |h: Head<'_, u32>| {
+        heads.push(h.bytes.to_vec());
+        match h.bytes.first() {
+            Some(&n) if h.bytes.len() > usize::from(n) => Verdict::Consume(usize::from(n) + 1),
+            Some(&n) => Verdict::NeedMore(usize::from(n) + 1),
+            None => Verdict::NeedMore(1),
+        }
+    };
+    r.segment(
+        C,
+        1,
+        S,
+        2,
+        0,
+        0,
+        flags::ACK,
+        &[2, b'a', b'b', 3, b'x'],
+        0,
+        &mut on,
+    );
+    r.segment(C, 1, S, 2, 0, 5, flags::ACK, &[b'y', b'z'], 0, &mut on);
+    r.segment(C, 1, S, 2, 0, 7, flags::ACK, &[1, b'q'], 0, &mut on);
+    assert_eq!(
+        heads,
+        vec![
+            vec![2, b'a', b'b', 3, b'x'],
+            vec![3, b'x', b'y', b'z'],
+            vec![1, b'q'],
+        ]
+    );
+    assert_eq!(r.buffered_bytes(), 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     /// Whatever the segmentation, reordering and duplication, the consumer sees prefixes of
