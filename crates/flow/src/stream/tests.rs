@@ -205,7 +205,7 @@ fn consumed_bytes_are_dropped_and_the_next_message_becomes_the_head() {
         0,
         &mut on,
     );
-    r.segment(C, 1, S, 2, 0, 5, flags::ACK, &[b'y', b'z'], 0, &mut on);
+    r.segment(C, 1, S, 2, 0, 5, flags::ACK, b"yz", 0, &mut on);
     r.segment(C, 1, S, 2, 0, 7, flags::ACK, &[1, b'q'], 0, &mut on);
     assert_eq!(
         heads,
