@@ -450,12 +450,13 @@ impl Pipeline {
             }
         }
 
-        // TCP on other ports: the start of each stream goes to the TLS handlers.
+        // TCP not served on a DNS port (the lower port taken as the server's, so a client that
+        // got port 53000 still counts): the start of each stream goes to the TLS handlers.
         if self.needs_tls
             && l4 == L4Kind::Tcp
             && mode != Mode::PacketOnly
             && pkt.fragment.is_none()
-            && dns_metric_port(pkt.src_port, pkt.dst_port, &self.extra_dns_ports).is_none()
+            && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
         {
             for p in &mut self.policies {
                 for h in &mut p.handlers {

@@ -67,7 +67,7 @@ impl Default for StreamConfig {
 }
 
 /// Most out-of-order pieces a direction can hold, whatever the configuration says.
-pub const MAX_PIECES: usize = 16;
+pub const MAX_PIECES: usize = 8;
 /// Spare buffers kept for reuse, and the largest capacity kept.
 const SPARE_MAX: usize = 64;
 const SPARE_MAX_CAP: usize = 64 << 10;
