@@ -36,12 +36,13 @@ const LINKS: [LinkType; 9] = [
 ];
 
 /// Handler kinds and versions every fuzz pipeline runs.
-const HANDLERS: [(&str, &str); 5] = [
+const HANDLERS: [(&str, &str); 6] = [
     ("net", "1.0"),
     ("dns", "1.0"),
     ("dns", "2.0"),
     ("net", "2.0"),
     ("pcap", "1.0"),
+    ("tls", "1.0"),
 ];
 
 /// Builds the pipeline used by [`fuzz_pipeline`]: one independent policy with every handler
@@ -317,8 +318,8 @@ mod tests {
     #[test]
     fn empty_input_exports_every_handler() {
         let out = fuzz_pipeline(&[]);
-        // 8 handlers, each exported once.
-        assert_eq!(out.len(), 8);
+        // 9 handlers, each exported once.
+        assert_eq!(out.len(), 9);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Stream handlers (pktvisor's `net`, `dns`, `pcap`): pure functions from decoded events to
+//! Stream handlers (pktvisor's `net`, `dns`, `pcap`, and `tls`): pure functions from decoded events to
 //! per-period metric buckets.
 //!
 //! Nothing here does I/O, reads a clock or spawns a thread: the engine feeds events with their
@@ -19,4 +19,5 @@ pub mod net;
 pub mod pcap;
 pub mod pipeline;
 pub mod sketch;
+pub mod tls;
 pub mod window;

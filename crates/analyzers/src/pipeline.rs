@@ -22,6 +22,7 @@ use crate::flow::{FlowHandler, FlowInput};
 use crate::flows::Flows;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
+use crate::tls::Tls;
 
 /// What a policy asks for one handler module.
 #[derive(Clone, Debug, Default)]
@@ -51,6 +52,7 @@ pub enum HandlerKind {
     Dhcp(Dhcp),
     Flow(FlowHandler),
     Flows(Flows),
+    Tls(Tls),
 }
 
 /// A named handler instance.
@@ -129,6 +131,9 @@ impl Handler {
                 &spec.disable,
             )?),
             ("flows", "1.0") => HandlerKind::Flows(Flows::new(&spec.config, window)?),
+            ("tls", "1.0") => {
+                HandlerKind::Tls(Tls::new(&spec.config, window, &spec.enable, &spec.disable)?)
+            }
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -152,6 +157,7 @@ impl Handler {
             HandlerKind::Dhcp(_) => Dhcp::SCHEMA,
             HandlerKind::Flow(_) => FlowHandler::SCHEMA,
             HandlerKind::Flows(_) => Flows::SCHEMA,
+            HandlerKind::Tls(_) => Tls::SCHEMA,
         }
     }
 
@@ -165,6 +171,7 @@ impl Handler {
             HandlerKind::Dhcp(h) => h.window_config.deep_sample_rate,
             HandlerKind::Flow(h) => h.window_config.deep_sample_rate,
             HandlerKind::Flows(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Tls(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -200,6 +207,7 @@ impl Handler {
             HandlerKind::Flows(h) => {
                 h.window.rotate_to(seq);
             }
+            HandlerKind::Tls(h) => h.rotate_to(seq, ts_ns),
         }
     }
 
@@ -214,6 +222,7 @@ impl Handler {
             (HandlerKind::Dhcp(a), HandlerKind::Dhcp(b)) => a.window.merge(&b.window),
             (HandlerKind::Flow(a), HandlerKind::Flow(b)) => a.window.merge(&b.window),
             (HandlerKind::Flows(a), HandlerKind::Flows(b)) => a.window.merge(&b.window),
+            (HandlerKind::Tls(a), HandlerKind::Tls(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -245,6 +254,7 @@ impl Handler {
             HandlerKind::Dhcp(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Flow(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Flows(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Tls(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -283,6 +293,7 @@ pub struct Pipeline {
     needs_dns: bool,
     needs_dhcp: bool,
     has_flows: bool,
+    needs_tls: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -353,6 +364,11 @@ impl Pipeline {
                 .iter()
                 .any(|h| matches!(h.kind, HandlerKind::Flows(_)))
         });
+        let needs_tls = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Tls(_)))
+        });
         Self {
             policies,
             host,
@@ -361,6 +377,7 @@ impl Pipeline {
             needs_dns,
             needs_dhcp,
             has_flows,
+            needs_tls,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -541,6 +558,33 @@ impl Pipeline {
             };
             for policy in &mut self.policies {
                 dispatch(policy, chain_ev, &mut self.geo);
+            }
+        }
+
+        // TCP not served on a DNS port (the lower port taken as the server's, so a client that
+        // got port 53000 still counts): the start of each stream goes to the TLS handlers.
+        if self.needs_tls
+            && l4 == L4Kind::Tcp
+            && mode != Mode::PacketOnly
+            && pkt.fragment.is_none()
+            && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
+        {
+            for p in &mut self.policies {
+                for h in &mut p.handlers {
+                    if let HandlerKind::Tls(t) = &mut h.kind {
+                        t.on_segment(
+                            src,
+                            pkt.src_port,
+                            dst,
+                            pkt.dst_port,
+                            pkt.vlan,
+                            pkt.tcp_seq,
+                            pkt.tcp_flags,
+                            pkt.payload,
+                            ts_ns,
+                        );
+                    }
+                }
             }
         }
 
@@ -821,6 +865,8 @@ fn offer<'e, 'a>(
         (HandlerKind::Dhcp(_), _) => None,
         // Flows see every packet directly (`Pipeline::process`), chained or not.
         (HandlerKind::Flows(_), _) => Some(ev),
+        // TLS reads TCP segments directly (`Pipeline::process`), not chain events.
+        (HandlerKind::Tls(_), _) => Some(ev),
     }
 }
 

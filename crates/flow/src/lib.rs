@@ -1,6 +1,7 @@
 //! Pure, bounded per-connection state: IP defragmentation, TCP stream reassembly for
-//! length-prefixed protocols (DNS over TCP), request/response transaction matching, and the
-//! NetFlow v9 / IPFIX template cache.
+//! length-prefixed protocols (DNS over TCP), stream heads (the first bytes of each direction,
+//! for TLS handshakes and HTTP), request/response transaction matching, the connection table,
+//! and the NetFlow v9 / IPFIX template cache.
 //!
 //! All time comes in as an argument (`now_ns`, packet time); every table has a configured cap
 //! and counts what it refuses instead of growing. Nothing here does I/O, reads a clock or keeps
@@ -10,6 +11,7 @@
 pub mod conn;
 pub mod defrag;
 mod slab;
+pub mod stream;
 pub mod tcp;
 pub mod templates;
 pub mod xact;

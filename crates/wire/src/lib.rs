@@ -13,3 +13,4 @@ pub mod hash;
 pub mod netflow;
 pub mod packet;
 pub mod sflow;
+pub mod tls;

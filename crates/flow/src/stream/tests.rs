@@ -1,0 +1,264 @@
+//! Unit and property tests of the stream-head reassembler: in-place delivery, reordering,
+//! retransmissions, gaps, caps and eviction.
+
+use super::*;
+use core::net::Ipv4Addr;
+use proptest::prelude::*;
+
+const C: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+const S: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+/// Every call the consumer got.
+#[derive(Default)]
+struct Rec {
+    calls: Vec<(Vec<u8>, Direction, Cut)>,
+}
+
+/// Feeds one segment to a consumer that wants `want` bytes per direction.
+fn seg(
+    r: &mut StreamHeads<u32>,
+    rec: &mut Rec,
+    want: usize,
+    from_client: bool,
+    seq: u32,
+    f: u8,
+    payload: &[u8],
+) {
+    let (src, sp, dst, dp) = if from_client {
+        (C, 40_000, S, 443)
+    } else {
+        (S, 443, C, 40_000)
+    };
+    r.segment(src, sp, dst, dp, 0, seq, f, payload, 0, &mut |h: Head<
+        '_,
+        u32,
+    >| {
+        *h.user += 1;
+        rec.calls.push((h.bytes.to_vec(), h.dir, h.cut));
+        if h.bytes.len() >= want {
+            Verdict::Done
+        } else {
+            Verdict::NeedMore(want)
+        }
+    });
+}
+
+#[test]
+fn first_segment_is_read_in_place() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut rec = Rec::default();
+    seg(&mut r, &mut rec, 4, true, 100, flags::SYN, &[]);
+    seg(&mut r, &mut rec, 4, true, 101, flags::ACK, b"hello");
+    assert_eq!(
+        rec.calls,
+        vec![(b"hello".to_vec(), Direction::Initiator, Cut::No)]
+    );
+    assert_eq!(r.buffered_bytes(), 0);
+    // Done: later data of that direction is not offered again.
+    seg(&mut r, &mut rec, 4, true, 106, flags::ACK, b"more");
+    assert_eq!(rec.calls.len(), 1);
+}
+
+#[test]
+fn split_reordered_and_retransmitted_segments_form_the_head() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut rec = Rec::default();
+    seg(&mut r, &mut rec, 10, false, 7, flags::SYN | flags::ACK, &[]);
+    seg(&mut r, &mut rec, 10, false, 8, flags::ACK, b"abc");
+    // "ghij" arrives before "def"; "abc" is retransmitted.
+    seg(&mut r, &mut rec, 10, false, 14, flags::ACK, b"ghij");
+    seg(&mut r, &mut rec, 10, false, 8, flags::ACK, b"abc");
+    seg(&mut r, &mut rec, 10, false, 11, flags::ACK, b"def");
+    let last = rec.calls.last().expect("called");
+    assert_eq!(last.0, b"abcdefghij".to_vec());
+    assert_eq!((last.1, last.2), (Direction::Responder, Cut::No));
+    // Called at 3 bytes (first segment) and at 10; not for the held piece or the retransmit.
+    assert_eq!(rec.calls.len(), 2);
+    assert_eq!(r.stats().retransmits, 1);
+    assert_eq!(r.stats().out_of_order, 1);
+    assert_eq!(r.buffered_bytes(), 0, "buffer returned once done");
+}
+
+#[test]
+fn gaps_fin_and_head_full_cut_the_direction() {
+    let cfg = StreamConfig {
+        head_bytes: 8,
+        max_out_of_order: 1,
+        ..StreamConfig::default()
+    };
+    let mut r = StreamHeads::<u32>::new(cfg);
+    let mut rec = Rec::default();
+    seg(&mut r, &mut rec, 100, true, 0, flags::ACK, b"ab");
+    seg(&mut r, &mut rec, 100, true, 4, flags::ACK, b"x");
+    seg(&mut r, &mut rec, 100, true, 6, flags::ACK, b"y");
+    assert_eq!(rec.calls.last().map(|c| c.2), Some(Cut::Gap));
+    assert_eq!(rec.calls.last().map(|c| c.0.clone()), Some(b"ab".to_vec()));
+    assert_eq!(r.stats().gaps, 1);
+
+    let mut rec = Rec::default();
+    seg(&mut r, &mut rec, 100, false, 0, flags::ACK, b"0123456789");
+    assert_eq!(
+        rec.calls.last().map(|c| (c.0.clone(), c.2)),
+        Some((b"01234567".to_vec(), Cut::HeadFull))
+    );
+
+    let mut r = StreamHeads::<u32>::default();
+    let mut rec = Rec::default();
+    seg(&mut r, &mut rec, 100, true, 0, flags::ACK, b"ab");
+    seg(
+        &mut r,
+        &mut rec,
+        100,
+        true,
+        2,
+        flags::ACK | flags::FIN,
+        b"cd",
+    );
+    assert_eq!(
+        rec.calls.last().map(|c| (c.0.clone(), c.2)),
+        Some((b"abcd".to_vec(), Cut::Closed))
+    );
+    assert_eq!(r.buffered_bytes(), 0);
+}
+
+#[test]
+fn table_and_budget_are_capped() {
+    let cfg = StreamConfig {
+        max_connections: 10,
+        max_total_bytes: 4096,
+        ..StreamConfig::default()
+    };
+    let mut r = StreamHeads::<u32>::new(cfg);
+    let mut cuts = 0u64;
+    let mut count = |h: Head<'_, u32>| {
+        if h.cut != Cut::No {
+            cuts += 1;
+        }
+        Verdict::NeedMore(100)
+    };
+    for i in 0..100u16 {
+        r.segment(
+            C,
+            1000 + i,
+            S,
+            443,
+            0,
+            0,
+            flags::ACK,
+            b"partial",
+            u64::from(i),
+            &mut count,
+        );
+        assert!(r.connections() <= 10);
+        assert!(r.buffered_bytes() <= 4096);
+    }
+    assert_eq!(r.stats().evicted_cap, 90);
+    assert!(r.stats().budget_refusals > 0);
+    r.expire(u64::MAX, &mut count);
+    // Every connection's waiting direction was told exactly once why it stopped.
+    assert_eq!(cuts, 100);
+    assert_eq!((r.connections(), r.buffered_bytes()), (0, 0));
+}
+
+#[test]
+fn user_state_follows_the_connection_and_resets_on_reuse() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut rec = Rec::default();
+    seg(&mut r, &mut rec, 1, true, 10, flags::SYN, &[]);
+    seg(&mut r, &mut rec, 1, true, 11, flags::ACK, b"a");
+    seg(&mut r, &mut rec, 1, false, 50, flags::ACK, b"b");
+    assert_eq!(rec.calls.len(), 2);
+    let mut seen = 0;
+    r.segment(C, 40_000, S, 443, 0, 999, flags::SYN, &[], 0, &mut |_| {
+        Verdict::Done
+    });
+    r.segment(C, 40_000, S, 443, 0, 1000, flags::ACK, b"z", 0, &mut |h| {
+        seen = *h.user;
+        Verdict::Done
+    });
+    assert_eq!(seen, 0, "a new ISN starts a new connection");
+    assert_eq!(r.stats().connections, 2);
+}
+
+#[test]
+fn consumed_bytes_are_dropped_and_the_next_message_becomes_the_head() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut heads = Vec::new();
+    // Messages are "<len byte><body>"; the consumer consumes each complete one.
+    let mut on = |h: Head<'_, u32>| {
+        heads.push(h.bytes.to_vec());
+        match h.bytes.first() {
+            Some(&n) if h.bytes.len() > usize::from(n) => Verdict::Consume(usize::from(n) + 1),
+            Some(&n) => Verdict::NeedMore(usize::from(n) + 1),
+            None => Verdict::NeedMore(1),
+        }
+    };
+    r.segment(
+        C,
+        1,
+        S,
+        2,
+        0,
+        0,
+        flags::ACK,
+        &[2, b'a', b'b', 3, b'x'],
+        0,
+        &mut on,
+    );
+    r.segment(C, 1, S, 2, 0, 5, flags::ACK, b"yz", 0, &mut on);
+    r.segment(C, 1, S, 2, 0, 7, flags::ACK, &[1, b'q'], 0, &mut on);
+    assert_eq!(
+        heads,
+        vec![
+            vec![2, b'a', b'b', 3, b'x'],
+            vec![3, b'x', b'y', b'z'],
+            vec![1, b'q'],
+        ]
+    );
+    assert_eq!(r.buffered_bytes(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// Whatever the segmentation, reordering and duplication, the consumer sees prefixes of
+    /// the stream, and once the first segment came first, the whole stream.
+    #[test]
+    fn any_segmentation_yields_the_stream_prefix(
+        stream in proptest::collection::vec(any::<u8>(), 1..200),
+        cuts in proptest::collection::vec(1usize..40, 1..20),
+        swaps in proptest::collection::vec((1usize..30, 1usize..30), 0..4),
+        dups in proptest::collection::vec(0usize..30, 0..4),
+    ) {
+        let mut segs = Vec::new();
+        let mut pos = 0;
+        for c in cuts.iter().cycle() {
+            if pos >= stream.len() { break; }
+            let end = (pos + c).min(stream.len());
+            segs.push((pos, end));
+            pos = end;
+        }
+        for (a, b) in swaps {
+            if a < segs.len() && b < segs.len() && a.abs_diff(b) <= 2 { segs.swap(a, b); }
+        }
+        for d in dups {
+            if let Some(s) = segs.get(d).copied() { segs.push(s); }
+        }
+        let mut r = StreamHeads::<u32>::new(StreamConfig { max_out_of_order: 8, ..StreamConfig::default() });
+        let mut last: Vec<u8> = Vec::new();
+        for (s, e) in segs {
+            r.segment(C, 1, S, 2, 0, 5000u32.wrapping_add(s as u32), flags::ACK, &stream[s..e], 0, &mut |h| {
+                assert_eq!(h.bytes, &stream[..h.bytes.len()]);
+                last = h.bytes.to_vec();
+                Verdict::NeedMore(h.bytes.len() + 1)
+            });
+        }
+        prop_assert_eq!(&last, &stream);
+        r.expire(u64::MAX, &mut |_| Verdict::Done);
+        prop_assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn fuzz_entry_holds_its_invariants(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fuzz_stream(&data);
+    }
+}
