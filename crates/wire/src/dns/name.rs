@@ -46,6 +46,14 @@ impl<'a> Name<'a> {
 
     /// Renders the name as lower-case text into `out` (cleared first; left empty on error).
     pub fn write_lower(&self, out: &mut NameBuf) -> Result<(), DnsError> {
+        if self.write_lower_plain(out) {
+            return Ok(());
+        }
+        self.write_lower_general(out)
+    }
+
+    /// [`Self::write_lower`] for any name: renders whole runs, with escapes.
+    fn write_lower_general(&self, out: &mut NameBuf) -> Result<(), DnsError> {
         out.clear();
         match self.walk(|run| out.push_run(run)) {
             Ok(_) => {
@@ -57,6 +65,79 @@ impl<'a> Name<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// Fast path of [`Self::write_lower`] for the usual name: valid and with no byte that
+    /// needs an escape. Walks, validates and renders in one pass, one table lookup per byte.
+    /// Returns false when the name is invalid or needs an escape (the general path then
+    /// renders it or reports the error; `out` is left for that path to clear).
+    #[inline]
+    fn write_lower_plain(&self, out: &mut NameBuf) -> bool {
+        let msg = self.msg;
+        let mut pos = self.offset;
+        let mut run_start = pos;
+        let mut wire = 1usize; // the root label
+        let mut jumps = 0usize;
+        let mut n = 0usize;
+        let mut bad = false;
+        // Same bound and the same checks as `walk`, so both accept exactly the same names.
+        for _ in 0..(MAX_LABELS + MAX_POINTER_JUMPS + 1) {
+            let Some(&len) = msg.get(pos) else {
+                return false;
+            };
+            if len != 0 && len < 0x40 {
+                let l = usize::from(len);
+                wire += 1 + l;
+                if wire > MAX_NAME_WIRE_LEN {
+                    return false;
+                }
+                let Some(src) = msg.get(pos + 1..pos + 1 + l) else {
+                    return false;
+                };
+                let Some(dot) = out.buf.get_mut(n) else {
+                    return false;
+                };
+                *dot = b'.';
+                let Some(dst) = out.buf.get_mut(n + 1..n + 1 + l) else {
+                    return false;
+                };
+                // Both slices are `l` long: the loop runs without bounds checks.
+                let mut low = u8::MAX;
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    let t = PLAIN_LOWER[usize::from(s)];
+                    *d = t;
+                    low = low.min(t);
+                }
+                bad |= low == 0;
+                n += 1 + l;
+                pos += 1 + l;
+                continue;
+            }
+            match len & 0xC0 {
+                0x00 => {
+                    if bad {
+                        return false;
+                    }
+                    out.len = n;
+                    out.start = usize::from(n > 0);
+                    return true;
+                }
+                0xC0 => {
+                    let Some(&lo) = msg.get(pos + 1) else {
+                        return false;
+                    };
+                    let target = usize::from(len & 0x3F) << 8 | usize::from(lo);
+                    jumps += 1;
+                    if target >= run_start || jumps > MAX_POINTER_JUMPS {
+                        return false;
+                    }
+                    pos = target;
+                    run_start = target;
+                }
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// Validates the name and calls `on_run(run)` for each contiguous run of labels (a run
@@ -111,6 +192,20 @@ impl<'a> Name<'a> {
         Err(DnsError::NameTooLong)
     }
 }
+
+/// Lower-case text of each byte that renders as itself (`!`..=`~` except `.` and `\\`),
+/// 0 for the bytes that need an escape.
+const PLAIN_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = b'!';
+    while b <= b'~' {
+        if b != b'.' && b != b'\\' {
+            t[b as usize] = b.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Lower-cases eight bytes at once (SWAR) and reports whether any of them needs an escape.
 ///
@@ -309,8 +404,42 @@ impl Eq for NameBuf {}
 
 #[cfg(test)]
 mod tests {
-    use super::lower_plain8;
+    use super::{Name, NameBuf, lower_plain8};
     use proptest::prelude::*;
+
+    /// Both renderers on the same name: same result, same text.
+    fn same_rendering(msg: &[u8], offset: usize) {
+        let name = Name::from_message(msg, offset);
+        let (mut fast, mut general) = (NameBuf::new(), NameBuf::new());
+        let a = name.write_lower(&mut fast);
+        let b = name.write_lower_general(&mut general);
+        assert_eq!(a, b, "{msg:02x?} at {offset}");
+        assert_eq!(
+            fast.as_bytes(),
+            general.as_bytes(),
+            "{msg:02x?} at {offset}"
+        );
+    }
+
+    #[test]
+    fn fast_path_renders_plain_and_compressed_names() {
+        let msg = b"\x07Example\x03COM\x00\x03www\xc0\x00\x01\xff\x00\x02a.\x00";
+        let name = Name::from_message(msg, 0);
+        let mut buf = NameBuf::new();
+        name.write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "example.com");
+        Name::from_message(msg, 13).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "www.example.com");
+        Name::from_message(msg, 19).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "\\255");
+        Name::from_message(msg, 22).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "a\\.");
+        Name::from_message(msg, 12).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "");
+        for off in 0..msg.len() + 2 {
+            same_rendering(msg, off);
+        }
+    }
 
     /// Byte-wise reference: lower-case form of bytes needing no escape, 0 for the others.
     const LOWER_PLAIN: [u8; 256] = {
@@ -361,6 +490,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_path_matches_general(
+            msg in proptest::collection::vec(
+                prop_oneof![0u8..8, Just(0xc0u8), any::<u8>(), Just(b'A'), Just(b'z')],
+                0..48,
+            ),
+            offset in 0usize..50,
+        ) {
+            same_rendering(&msg, offset);
+        }
 
         #[test]
         fn swar_matches_table(bytes in any::<[u8; 8]>()) {
