@@ -67,77 +67,88 @@ impl<'a> Name<'a> {
         }
     }
 
-    /// Fast path of [`Self::write_lower`] for the usual name: valid and with no byte that
-    /// needs an escape. Walks, validates and renders in one pass, one table lookup per byte.
-    /// Returns false when the name is invalid or needs an escape (the general path then
+    /// Fast path of [`Self::write_lower`] for the usual name: one run of labels (no
+    /// compression pointer) with no byte that needs an escape. Copies the run in words,
+    /// turns its length bytes into dots, then lower-cases and checks it eight bytes at a
+    /// time. Returns false when the name needs anything else (the general path then
     /// renders it or reports the error; `out` is left for that path to clear).
     #[inline]
     fn write_lower_plain(&self, out: &mut NameBuf) -> bool {
+        const L: u64 = 0x0101_0101_0101_0101;
+        const H: u64 = 0x8080_8080_8080_8080;
         let msg = self.msg;
-        let mut pos = self.offset;
-        let mut run_start = pos;
-        let mut wire = 1usize; // the root label
-        let mut jumps = 0usize;
-        let mut n = 0usize;
-        let mut bad = false;
-        // Same bound and the same checks as `walk`, so both accept exactly the same names.
-        for _ in 0..(MAX_LABELS + MAX_POINTER_JUMPS + 1) {
+        let start = self.offset;
+        // Pass 1: the labels up to the root label. Each step advances at least two bytes
+        // and the run is capped at the longest legal name, so the loop is bounded.
+        let mut pos = start;
+        let mut labels = 0u32;
+        loop {
             let Some(&len) = msg.get(pos) else {
                 return false;
             };
-            if len != 0 && len < 0x40 {
-                let l = usize::from(len);
-                wire += 1 + l;
-                if wire > MAX_NAME_WIRE_LEN {
-                    return false;
-                }
-                let Some(src) = msg.get(pos + 1..pos + 1 + l) else {
-                    return false;
-                };
-                let Some(dot) = out.buf.get_mut(n) else {
-                    return false;
-                };
-                *dot = b'.';
-                let Some(dst) = out.buf.get_mut(n + 1..n + 1 + l) else {
-                    return false;
-                };
-                // Both slices are `l` long: the loop runs without bounds checks.
-                let mut low = u8::MAX;
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    let t = PLAIN_LOWER[usize::from(s)];
-                    *d = t;
-                    low = low.min(t);
-                }
-                bad |= low == 0;
-                n += 1 + l;
-                pos += 1 + l;
-                continue;
+            if len == 0 {
+                break;
             }
-            match len & 0xC0 {
-                0x00 => {
-                    if bad {
-                        return false;
-                    }
-                    out.len = n;
-                    out.start = usize::from(n > 0);
-                    return true;
-                }
-                0xC0 => {
-                    let Some(&lo) = msg.get(pos + 1) else {
-                        return false;
-                    };
-                    let target = usize::from(len & 0x3F) << 8 | usize::from(lo);
-                    jumps += 1;
-                    if target >= run_start || jumps > MAX_POINTER_JUMPS {
-                        return false;
-                    }
-                    pos = target;
-                    run_start = target;
-                }
-                _ => return false,
+            if len >= 0x40 {
+                return false;
+            }
+            pos += 1 + usize::from(len);
+            labels += 1;
+            // The wire length (this run plus the root label) must stay within 255 bytes.
+            if pos - start >= MAX_NAME_WIRE_LEN {
+                return false;
             }
         }
-        false
+        // The rendered text is the run itself with its length bytes as dots.
+        let n = pos - start;
+        let Some(run) = msg.get(start..pos) else {
+            return false;
+        };
+        let Some(text) = out.buf.get_mut(..n) else {
+            return false;
+        };
+        text.copy_from_slice(run);
+        let mut p = 0;
+        while let Some(d) = text.get_mut(p) {
+            p += 1 + usize::from(*d);
+            *d = b'.';
+        }
+        // Lower-case in words; the last word reaches into the buffer's slack, its extra
+        // bytes are masked out. Every byte must render as itself, and the only dots must be
+        // the ones written above (a dot inside a label needs an escape).
+        let mut bad = 0u64;
+        let mut dots = 0u32;
+        let mut i = 0;
+        while i < n {
+            let Some(word) = out.buf.get_mut(i..).and_then(|r| r.first_chunk_mut::<8>()) else {
+                return false;
+            };
+            let x = u64::from_le_bytes(*word);
+            let x7 = x & !H;
+            let ge = |c: u64| (x7 + (0x80 - c) * L) & H;
+            let is = |c: u64| !((x7 ^ (c * L)) + 0x7F * L) & H;
+            let upper = ge(0x41) & !ge(0x5B);
+            *word = (x | (upper >> 2)).to_le_bytes();
+            let mut b = (x & H) | (!ge(0x21) & H) | ge(0x7F) | is(0x5C);
+            let mut d = is(0x2E);
+            let valid = n - i;
+            if valid < 8 {
+                let keep = (1u64 << (valid * 8)) - 1;
+                b &= keep;
+                d &= keep;
+            }
+            bad |= b;
+            // One 0x80 per dot: moved to the low bit of each byte, the multiply sums the
+            // bytes into the top one (at most 8, no carry); cheaper than a portable popcount.
+            dots += ((d >> 7).wrapping_mul(L) >> 56) as u32;
+            i += 8;
+        }
+        if bad != 0 || dots != labels {
+            return false;
+        }
+        out.start = usize::from(n > 0);
+        out.len = n;
+        true
     }
 
     /// Validates the name and calls `on_run(run)` for each contiguous run of labels (a run
@@ -192,20 +203,6 @@ impl<'a> Name<'a> {
         Err(DnsError::NameTooLong)
     }
 }
-
-/// Lower-case text of each byte that renders as itself (`!`..=`~` except `.` and `\\`),
-/// 0 for the bytes that need an escape.
-const PLAIN_LOWER: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = b'!';
-    while b <= b'~' {
-        if b != b'.' && b != b'\\' {
-            t[b as usize] = b.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    t
-};
 
 /// Lower-cases eight bytes at once (SWAR) and reports whether any of them needs an escape.
 ///
