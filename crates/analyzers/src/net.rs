@@ -65,6 +65,12 @@ impl NetFilters {
         if self.location_prefixes.is_empty() && self.asn_prefixes.is_empty() {
             return false;
         }
+        self.geo_filters(ev, geo)
+    }
+
+    /// The geo part of [`Self::filters`], out of line so the common no-filter check inlines.
+    #[inline(never)]
+    fn geo_filters(&self, ev: &PacketEvent, geo: &mut Geo) -> bool {
         let remote = match ev.dir {
             Direction::ToHost => ev.src,
             Direction::FromHost => ev.dst,

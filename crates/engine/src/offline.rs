@@ -9,7 +9,7 @@ use analyzers::pipeline::{Mode, Pipeline};
 use analyzers::window::Period;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use flow::defrag::{DefragConfig, Defragmenter, FragKey};
-use inputs::file::{CaptureFile, InputError};
+use inputs::file::{Block, CaptureFile, InputError};
 use thiserror::Error;
 use wire::capture::LinkType;
 use wire::packet::Detached;
@@ -21,7 +21,8 @@ mod flows;
 
 /// Records per batch handed to a worker.
 const BATCH_RECORDS: usize = 2048;
-/// Arena bytes per batch before it is sent early.
+/// Arena bytes (frames copied into the batch: reassembled datagrams, dnstap messages)
+/// per batch before it is sent early.
 const BATCH_BYTES: usize = 1 << 20;
 /// Batches in flight per worker (bounds memory: workers × this × batch size).
 const QUEUE_DEPTH: usize = 8;
@@ -102,8 +103,10 @@ pub enum ReadError {
 
 #[derive(Clone, Copy)]
 struct Rec {
+    /// Where the frame is: in the batch's block (`in_block`) or in its own arena.
     off: u32,
     len: u32,
+    in_block: bool,
     orig_len: u32,
     ts_ns: u64,
     link: LinkType,
@@ -115,8 +118,12 @@ struct Rec {
     pkt: Option<Detached>,
 }
 
+/// Records for one worker. Captured frames stay in the input block they were read into
+/// (shared, never copied); frames the reader builds itself are copied into `data`.
 #[derive(Default)]
 struct Batch {
+    /// The input block of every `in_block` record (a batch never spans two blocks).
+    block: Option<Block>,
     data: Vec<u8>,
     recs: Vec<Rec>,
 }
@@ -212,6 +219,13 @@ pub fn run(cfg: ReadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<ReadR
     })
 }
 
+/// Where a captured frame lies in a shared input block.
+#[derive(Clone, Copy)]
+struct FrameAt<'b> {
+    block: &'b Block,
+    off: u32,
+}
+
 struct Reader {
     clock: PeriodClock,
     defrag: Defragmenter,
@@ -237,14 +251,27 @@ impl Reader {
             let name = path.display().to_string();
             let file_size = std::fs::metadata(path).ok().map(|m| m.len());
             let mut since_report = 0u32;
-            while let Some(rec) = file.next_record()? {
+            let mut block_id = u64::MAX;
+            while let Some(rec) = file.next_span()? {
+                if file.block_id() != block_id {
+                    // A batch never spans two blocks: send what refers to the old one.
+                    block_id = file.block_id();
+                    self.flush_all();
+                }
+                let block = file.block();
+                let data = block
+                    .get(rec.data_start..rec.data_start + rec.data_len)
+                    .unwrap_or_default();
                 let (ts, link, orig_len) = (rec.ts_ns, rec.link, rec.orig_len);
-                if self.bpf.is_some() && !self.passes_filter(link, rec.data, orig_len)? {
+                if self.bpf.is_some() && !self.passes_filter(link, data, orig_len)? {
                     self.stats.filtered_out += 1;
                     continue;
                 }
-                // Copy the record out of the file buffer: the decoder borrows from it.
-                self.push_frame(ts, link, orig_len, rec.data);
+                let at = FrameAt {
+                    block,
+                    off: rec.data_start as u32,
+                };
+                self.push_frame(ts, link, orig_len, data, Some(at));
                 since_report += 1;
                 if since_report >= 65_536 {
                     since_report = 0;
@@ -267,7 +294,16 @@ impl Reader {
         Ok(())
     }
 
-    fn push_frame(&mut self, ts_ns: u64, link: LinkType, orig_len: u32, data: &[u8]) {
+    /// Shards one captured frame; `at` says where it lies in a shared block (so it is not
+    /// copied), `None` when `data` must be copied.
+    fn push_frame(
+        &mut self,
+        ts_ns: u64,
+        link: LinkType,
+        orig_len: u32,
+        data: &[u8],
+        at: Option<FrameAt<'_>>,
+    ) {
         self.stats.records += 1;
         self.advance_clock(ts_ns);
         let frame_len = orig_len.max(data.len() as u32);
@@ -280,9 +316,11 @@ impl Reader {
                     // The fragment itself counts as a packet.
                     self.enqueue(
                         data,
+                        at,
                         Rec {
                             off: 0,
                             len: 0,
+                            in_block: false,
                             orig_len: frame_len,
                             ts_ns,
                             link,
@@ -297,9 +335,11 @@ impl Reader {
                             wire::packet::decode_ip(&d).map_or(flow, |p| wire::hash::flow_hash(&p));
                         self.enqueue(
                             &d,
+                            None,
                             Rec {
                                 off: 0,
                                 len: 0,
+                                in_block: false,
                                 orig_len: d.len() as u32,
                                 ts_ns,
                                 link: LinkType::Raw,
@@ -313,9 +353,11 @@ impl Reader {
                     let detached = pkt.detach(data);
                     self.enqueue(
                         data,
+                        at,
                         Rec {
                             off: 0,
                             len: 0,
+                            in_block: false,
                             orig_len: frame_len,
                             ts_ns,
                             link,
@@ -330,9 +372,11 @@ impl Reader {
                 *self.stats.decode_errors.entry(e.reason()).or_insert(0) += 1;
                 self.enqueue(
                     data,
+                    at,
                     Rec {
                         off: 0,
                         len: 0,
+                        in_block: false,
                         orig_len: frame_len,
                         ts_ns,
                         link,
@@ -421,9 +465,11 @@ impl Reader {
                 let len = payload.len() as u32;
                 self.enqueue(
                     payload,
+                    None,
                     Rec {
                         off: 0,
                         len: 0,
+                        in_block: false,
                         orig_len: len,
                         ts_ns: ts,
                         link: LinkType::Other(0),
@@ -480,14 +526,27 @@ impl Reader {
         });
     }
 
-    /// Appends a copy of `data` and its record (`off` and `len` are filled in here) to the
-    /// batch of the record's worker.
-    fn enqueue(&mut self, data: &[u8], mut rec: Rec) {
+    /// Appends the record (`off`, `len` and `in_block` are filled in here) to the batch of
+    /// the record's worker: pointing into the shared block when `at` says where `data` lies
+    /// (the caller flushed batches of older blocks), else with a copy of `data`.
+    fn enqueue(&mut self, data: &[u8], at: Option<FrameAt<'_>>, mut rec: Rec) {
         let w = (rec.flow % self.senders.len() as u64) as usize;
         let batch = &mut self.pending[w];
-        rec.off = batch.data.len() as u32;
         rec.len = data.len() as u32;
-        batch.data.extend_from_slice(data);
+        match at {
+            Some(at) => {
+                if batch.block.is_none() {
+                    batch.block = Some(Block::clone(at.block));
+                }
+                rec.off = at.off;
+                rec.in_block = true;
+            }
+            None => {
+                rec.off = batch.data.len() as u32;
+                rec.in_block = false;
+                batch.data.extend_from_slice(data);
+            }
+        }
         batch.recs.push(rec);
         if batch.recs.len() >= BATCH_RECORDS || batch.data.len() >= BATCH_BYTES {
             self.flush(w);
@@ -515,10 +574,11 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
         match msg {
             Msg::Rotate { seq, ts_ns } => pipeline.rotate_to(seq, ts_ns),
             Msg::Batch(mut batch) => {
+                let block: &[u8] = batch.block.as_deref().map_or(&[], Vec::as_slice);
                 for r in &batch.recs {
-                    let bytes = batch
-                        .data
-                        .get(r.off as usize..(r.off + r.len) as usize)
+                    let src = if r.in_block { block } else { &batch.data };
+                    let bytes = src
+                        .get(r.off as usize..r.off as usize + r.len as usize)
                         .unwrap_or(&[]);
                     if let Mode::Flow(input) = r.mode {
                         flows::process(pipeline, input, bytes);
@@ -540,6 +600,8 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                         Err(_) => pipeline.process_undecodable(r.orig_len, r.ts_ns),
                     }
                 }
+                // Release the block now: the reader recycles it once every batch has.
+                batch.block = None;
                 batch.data.clear();
                 batch.recs.clear();
                 let _ = free_tx.try_send(batch);

@@ -1,19 +1,29 @@
 //! Capture-file input: reads pcap or pcapng (optionally gzip-compressed) from a file or stdin.
 //!
-//! This is the I/O shell around [`wire::capture::CaptureDecoder`]: it owns one large reusable
-//! buffer filled with `read(2)`-style calls and hands out records that borrow from it. It
-//! does not decode packets.
+//! This is the I/O shell around [`wire::capture::CaptureDecoder`]: it reads the input in
+//! large blocks with `read(2)`-style calls and hands out records that borrow from the current
+//! block, or their position in it ([`CaptureFile::next_span`]) so that a block can be shared
+//! with other threads ([`CaptureFile::block`]) instead of copying frames out of it. It does
+//! not decode packets.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 use thiserror::Error;
-use wire::capture::{CaptureDecoder, CaptureError, MAX_UNIT_LEN, Record, SpanStep};
+use wire::capture::{CaptureDecoder, CaptureError, MAX_UNIT_LEN, Record, RecordSpan, SpanStep};
 
-/// Initial buffer size; large reads amortise syscalls (measured faster than mmap here).
-const INITIAL_BUF: usize = 4 * 1024 * 1024;
+/// Block size; large reads amortise syscalls (measured faster than mmap here), and a block
+/// is the unit shared with the threads that process its frames.
+const BLOCK_SIZE: usize = 1024 * 1024;
+/// Retired blocks kept for reuse; blocks still held elsewhere beyond this are dropped when
+/// released, so memory stays bounded by what the consumers hold.
+const SPARE_BLOCKS: usize = 64;
+
+/// A block of capture data: immutable once shared, recycled when nobody holds it any more.
+pub type Block = Arc<Vec<u8>>;
 
 /// Why a capture input failed.
 #[derive(Debug, Error)]
@@ -60,7 +70,13 @@ pub struct CaptureFile {
     reader: Box<dyn Read + Send>,
     name: String,
     decoder: CaptureDecoder,
-    buf: Vec<u8>,
+    /// The current block; refills move the unread tail to a fresh (or recycled) block
+    /// instead of overwriting this one, which consumers may still hold.
+    buf: Block,
+    /// Blocks retired by refills, reused once no consumer holds them.
+    spare: Vec<Block>,
+    /// Number of refills that replaced the block (identifies the current block).
+    block_id: u64,
     /// Start of unread data in `buf`.
     pos: usize,
     /// End of valid data in `buf`.
@@ -152,7 +168,9 @@ impl CaptureFile {
             reader,
             name,
             decoder: CaptureDecoder::new(),
-            buf: vec![0; INITIAL_BUF],
+            buf: Arc::new(vec![0; BLOCK_SIZE]),
+            spare: Vec::new(),
+            block_id: 0,
             pos: 0,
             end: 0,
             base: 0,
@@ -208,34 +226,57 @@ impl CaptureFile {
 
     /// Next frame; `Ok(None)` at end of input. Borrows the internal buffer until the next call.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, InputError> {
+        let Some(span) = self.next_span()? else {
+            return Ok(None);
+        };
+        let data = self
+            .buf
+            .get(span.data_start..span.data_start + span.data_len)
+            .unwrap_or_default();
+        Ok(Some(Record {
+            ts_ns: span.ts_ns,
+            link: span.link,
+            interface: span.interface,
+            data,
+            orig_len: span.orig_len,
+        }))
+    }
+
+    /// Next frame as a position in the current [`Self::block`] (`data_start` and `data_len`
+    /// index that block); `Ok(None)` at end of input. The block may change at every call
+    /// (see [`Self::block_id`]); a block handed out is never written again.
+    pub fn next_span(&mut self) -> Result<Option<RecordSpan>, InputError> {
         loop {
             let avail = self.buf.get(self.pos..self.end).unwrap_or_default();
             match self.decoder.next_span(avail) {
-                Ok(SpanStep::Record { consumed, record }) => {
-                    let start = self.pos + record.data_start;
+                Ok(SpanStep::Record {
+                    consumed,
+                    mut record,
+                }) => {
+                    record.data_start += self.pos;
                     self.pos += consumed;
-                    let data = self
-                        .buf
-                        .get(start..start + record.data_len)
-                        .unwrap_or_default();
-                    return Ok(Some(Record {
-                        ts_ns: record.ts_ns,
-                        link: record.link,
-                        interface: record.interface,
-                        data,
-                        orig_len: record.orig_len,
-                    }));
+                    return Ok(Some(record));
                 }
                 Ok(SpanStep::Skipped { consumed }) => self.pos += consumed,
                 Ok(SpanStep::NeedMore) => {
                     if self.eof {
-                        return self.at_eof();
+                        return self.at_eof().map(|_| None);
                     }
                     self.refill()?;
                 }
                 Err(e) => return Err(self.capture_error(e)),
             }
         }
+    }
+
+    /// The block the last record returned lies in.
+    pub fn block(&self) -> &Block {
+        &self.buf
+    }
+
+    /// Identifies the current block: it changes exactly when the block does.
+    pub fn block_id(&self) -> u64 {
+        self.block_id
     }
 
     /// Some(byte offset of the incomplete unit) when the input ended inside a record or block.
@@ -252,7 +293,7 @@ impl CaptureFile {
         self.base + self.pos as u64
     }
 
-    fn at_eof(&mut self) -> Result<Option<Record<'_>>, InputError> {
+    fn at_eof(&mut self) -> Result<(), InputError> {
         if !self.decoder.header_seen() {
             // Empty input, or too short to hold a file header: not a capture at all.
             return Err(InputError::NotACapture {
@@ -262,18 +303,15 @@ impl CaptureFile {
         if self.pos < self.end {
             self.truncated_at = Some(self.offset());
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// Moves unread bytes to the front, grows the buffer if one unit fills it, and reads.
+    /// Moves the unread bytes to the front of a fresh block (grown if one unit fills the
+    /// whole block) and reads until that block is full or the input ends.
     fn refill(&mut self) -> Result<(), InputError> {
-        if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.base += self.pos as u64;
-            self.end -= self.pos;
-            self.pos = 0;
-        }
-        if self.end == self.buf.len() {
+        let unread = self.end - self.pos;
+        let mut size = self.buf.len().max(BLOCK_SIZE);
+        if unread == self.buf.len() {
             // The decoder caps units at MAX_UNIT_LEN, so this cannot grow without bound.
             let grown = (self.buf.len() * 2).min(MAX_UNIT_LEN + 64);
             if grown <= self.buf.len() {
@@ -283,28 +321,62 @@ impl CaptureFile {
                     reason: "unit larger than the buffer cap",
                 });
             }
-            self.buf.resize(grown, 0);
+            size = grown;
         }
-        loop {
-            let dst = self.buf.get_mut(self.end..).unwrap_or_default();
+        let mut next = self.fresh_block(size);
+        // `next` is not shared yet (fresh_block only returns unshared blocks).
+        if let Some(dst) = Arc::get_mut(&mut next) {
+            if dst.len() < size {
+                dst.resize(size, 0);
+            }
+            if let (Some(d), Some(s)) = (dst.get_mut(..unread), self.buf.get(self.pos..self.end)) {
+                d.copy_from_slice(s);
+            }
+        }
+        let old = std::mem::replace(&mut self.buf, next);
+        self.retire(old);
+        self.block_id += 1;
+        self.base += self.pos as u64;
+        self.end = unread;
+        self.pos = 0;
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            return Ok(());
+        };
+        // Fill the block (pipes and decompressors return short reads), so that a block
+        // carries many records whatever the source.
+        while self.end < buf.len() {
+            let dst = buf.get_mut(self.end..).unwrap_or_default();
             match self.reader.read(dst) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(());
                 }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
+                Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(InputError::Read {
                         name: self.name.clone(),
-                        offset: self.bytes_read(),
+                        offset: self.base + self.end as u64,
                         source,
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A block nobody else holds: a released spare, or a new one of `size` bytes.
+    fn fresh_block(&mut self, size: usize) -> Block {
+        if let Some(i) = self.spare.iter().position(|b| Arc::strong_count(b) == 1) {
+            return self.spare.swap_remove(i);
+        }
+        Arc::new(vec![0; size])
+    }
+
+    /// Keeps a replaced block for reuse once its consumers release it.
+    fn retire(&mut self, block: Block) {
+        if self.spare.len() < SPARE_BLOCKS {
+            self.spare.push(block);
         }
     }
 }
@@ -436,6 +508,31 @@ mod tests {
         assert_eq!(recs.len(), 71);
         assert!(recs[..70].iter().all(|r| r == &small));
         assert_eq!(recs[70], big);
+    }
+
+    #[test]
+    fn spans_index_blocks_that_stay_unchanged_while_held() {
+        // 40 records of 60,000 bytes (each filled with its index) span three blocks.
+        let recs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 60_000]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let data = pcap(&refs);
+        let mut f =
+            CaptureFile::from_reader(Box::new(Trickle(Cursor::new(data), 70_000)), "s".into())
+                .unwrap();
+        let mut held: Vec<(Block, RecordSpan)> = Vec::new();
+        let mut ids = Vec::new();
+        while let Some(span) = f.next_span().unwrap() {
+            ids.push(f.block_id());
+            held.push((Block::clone(f.block()), span));
+        }
+        assert_eq!(held.len(), 40);
+        assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+        assert!(ids.last().copied().unwrap_or(0) >= 2, "{ids:?}");
+        // Every held block still holds its records: refills never wrote into them.
+        for (i, (block, span)) in held.iter().enumerate() {
+            let bytes = &block[span.data_start..span.data_start + span.data_len];
+            assert_eq!(bytes, recs[i].as_slice(), "record {i}");
+        }
     }
 
     #[test]

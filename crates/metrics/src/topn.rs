@@ -55,6 +55,8 @@ use hashbrown::HashTable;
 pub const DEFAULT_CAPACITY: usize = 2048;
 /// Fixed seed of the key → slot hash map (determinism: no `RandomState`).
 const MAP_SEED: u64 = 0x746f_706e_5f6b_6579;
+/// Entries of the direct-mapped slot cache (a power of two; 2 KiB per sketch in use).
+const CACHE_SLOTS: usize = 512;
 
 /// A key type a [`TopN`] can track.
 ///
@@ -77,6 +79,11 @@ pub trait TopKey: Eq + Hash + Ord {
     /// Heap bytes held by `slot` beyond its inline size.
     fn slot_heap_bytes(_slot: &Self::Slot) -> usize {
         0
+    }
+    /// Whether `slot` holds `key` (key types override it with a cheaper comparison).
+    #[inline]
+    fn slot_eq(slot: &Self::Slot, key: &Self) -> bool {
+        Self::view(slot) == key
     }
 }
 
@@ -122,6 +129,30 @@ impl ByteSlot {
     }
 }
 
+/// Equality of two byte strings of the same length, eight bytes at a time: the keys are
+/// short, and a call to `memcmp` costs more than the comparison itself.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let word = |s: &[u8], i: usize| {
+        s.get(i..)
+            .and_then(|r| r.first_chunk::<8>())
+            .map(|w| u64::from_ne_bytes(*w))
+    };
+    let n = a.len();
+    if n < 8 || b.len() != n {
+        return a == b;
+    }
+    // Whole words from the front, then the last eight bytes (overlapping the previous word).
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 impl fmt::Debug for ByteSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ByteSlot")
@@ -156,6 +187,11 @@ impl TopKey for [u8] {
     }
     fn slot_heap_bytes(slot: &ByteSlot) -> usize {
         slot.spill.capacity()
+    }
+    #[inline]
+    fn slot_eq(slot: &ByteSlot, key: &[u8]) -> bool {
+        let stored = slot.as_bytes();
+        stored.len() == key.len() && same_bytes(stored, key)
     }
 }
 
@@ -250,6 +286,12 @@ pub struct TopN<K: TopKey + ?Sized> {
     /// Reused buffer for the purge's median selection.
     scratch: Vec<u64>,
     hasher: FixedState,
+    /// Direct-mapped cache, by key hash, of slots found recently (`index + 1`, 0 = empty):
+    /// most updates are to a tracked key, and this finds its slot without probing the
+    /// table. It only short-cuts lookups (the table and its operations are unchanged, so
+    /// results are identical); purges, the only place slots are freed, clear it, so a hit
+    /// is always a tracked slot. Allocated at the first insertion.
+    cache: Vec<u32>,
 }
 
 impl<K: TopKey + ?Sized> Clone for TopN<K> {
@@ -264,6 +306,7 @@ impl<K: TopKey + ?Sized> Clone for TopN<K> {
             purges: self.purges,
             scratch: Vec::new(),
             hasher: self.hasher.clone(),
+            cache: Vec::new(),
         }
     }
 }
@@ -306,6 +349,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
             purges: 0,
             scratch: Vec::new(),
             hasher: FixedState::with_seed(MAP_SEED),
+            cache: Vec::new(),
         }
     }
 
@@ -321,15 +365,38 @@ impl<K: TopKey + ?Sized> TopN<K> {
     }
 
     /// Adds counted weight for `key` without touching the total (shared by insert and merge).
+    #[inline]
     fn add_counted(&mut self, key: &K, hash: u64, weight: u64) {
+        let at = hash as usize & (CACHE_SLOTS - 1);
+        if let Some(&c) = self.cache.get(at)
+            && let Some(e) = self.slots.get_mut((c as usize).wrapping_sub(1))
+            && e.hash == hash
+            && K::slot_eq(&e.key, key)
+        {
+            e.count = e.count.saturating_add(weight);
+            return;
+        }
+        self.add_uncached(key, hash, weight, at);
+    }
+
+    /// [`Self::add_counted`] past the cache: the table lookup, or a new key. Out of line so
+    /// that the cache hit stays small enough to inline.
+    #[inline(never)]
+    fn add_uncached(&mut self, key: &K, hash: u64, weight: u64, at: usize) {
+        if self.cache.is_empty() {
+            self.cache = vec![0; CACHE_SLOTS];
+        }
         let slots = &mut self.slots;
         if let Some(&i) = self.table.find(hash, |&i| {
             slots
                 .get(i as usize)
-                .is_some_and(|e| e.hash == hash && K::view(&e.key) == key)
+                .is_some_and(|e| e.hash == hash && K::slot_eq(&e.key, key))
         }) {
             if let Some(e) = slots.get_mut(i as usize) {
                 e.count = e.count.saturating_add(weight);
+            }
+            if let Some(c) = self.cache.get_mut(at) {
+                *c = i.wrapping_add(1);
             }
             return;
         }
@@ -340,6 +407,9 @@ impl<K: TopKey + ?Sized> TopN<K> {
         let slots = &self.slots;
         self.table
             .insert_unique(hash, i, |&j| slots.get(j as usize).map_or(0, |e| e.hash));
+        if let Some(c) = self.cache.get_mut(at) {
+            *c = i.wrapping_add(1);
+        }
     }
 
     /// Stores `key` in a free slot (reusing its storage) or a new one; returns its index.
@@ -378,6 +448,8 @@ impl<K: TopKey + ?Sized> TopN<K> {
         }
         let mid = self.scratch.len() / 2;
         let d = *self.scratch.select_nth_unstable(mid).1;
+        // Slots are freed below: forget every cached one.
+        self.cache.fill(0);
         self.offset = self.offset.saturating_add(d);
         self.purges += 1;
         // Rebuild the table instead of erasing in place: erasures leave tombstones that
@@ -456,7 +528,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
             .find(hash, |&i| {
                 slots
                     .get(i as usize)
-                    .is_some_and(|e| e.hash == hash && K::view(&e.key) == key)
+                    .is_some_and(|e| e.hash == hash && K::slot_eq(&e.key, key))
             })
             .and_then(|&i| slots.get(i as usize).map(|e| e.count))
     }
@@ -523,6 +595,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
             + self.table.allocation_size()
             + self.free.capacity() * size_of::<u32>()
             + self.scratch.capacity() * size_of::<u64>()
+            + self.cache.capacity() * size_of::<u32>()
     }
 }
 
@@ -548,6 +621,44 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn cache_never_counts_into_a_freed_slot() {
+        let mut t: TopN<[u8]> = TopN::with_capacity(2);
+        t.insert(b"a", 1);
+        t.insert(b"b", 10);
+        // Full: this purges (median 10), freeing both slots, and takes one of them.
+        t.insert(b"c", 10);
+        assert_eq!(t.max_error(), 10);
+        assert_eq!(t.lower_bound(b"a"), 0);
+        // "a" was cached before the purge; it must be counted as a new key now.
+        t.insert(b"a", 1);
+        t.insert(b"a", 2);
+        assert_eq!(t.lower_bound(b"a"), 3);
+        assert_eq!(t.lower_bound(b"c"), 10);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.top(5), vec![(b"c".to_vec(), 20), (b"a".to_vec(), 13)]);
+    }
+
+    #[test]
+    fn byte_keys_compare_by_words_and_tail() {
+        for (a, b, eq) in [
+            (&b"0123456789abcdef"[..], &b"0123456789abcdef"[..], true),
+            (b"0123456789abcdef", b"0123456789abcdeF", false),
+            (b"0123456X89abcdef", b"0123456789abcdef", false),
+            (b"0123456789", b"0123456789", true),
+            (b"0123456789", b"0123456788", false),
+            (b"", b"", true),
+        ] {
+            assert_eq!(same_bytes(a, b), eq, "{a:?} {b:?}");
+            let slot = a.new_slot();
+            assert_eq!(<[u8]>::slot_eq(&slot, b), eq);
+        }
+        let long = vec![7u8; 100];
+        let slot = long.as_slice().new_slot();
+        assert!(<[u8]>::slot_eq(&slot, &long));
+        assert!(!<[u8]>::slot_eq(&slot, &long[..99]));
+    }
 
     fn exact(stream: &[(u16, u64)]) -> BTreeMap<u16, u64> {
         let mut m = BTreeMap::new();

@@ -46,6 +46,14 @@ impl<'a> Name<'a> {
 
     /// Renders the name as lower-case text into `out` (cleared first; left empty on error).
     pub fn write_lower(&self, out: &mut NameBuf) -> Result<(), DnsError> {
+        if self.write_lower_plain(out) {
+            return Ok(());
+        }
+        self.write_lower_general(out)
+    }
+
+    /// [`Self::write_lower`] for any name: renders whole runs, with escapes.
+    fn write_lower_general(&self, out: &mut NameBuf) -> Result<(), DnsError> {
         out.clear();
         match self.walk(|run| out.push_run(run)) {
             Ok(_) => {
@@ -57,6 +65,90 @@ impl<'a> Name<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// Fast path of [`Self::write_lower`] for the usual name: one run of labels (no
+    /// compression pointer) with no byte that needs an escape. Copies the run in words,
+    /// turns its length bytes into dots, then lower-cases and checks it eight bytes at a
+    /// time. Returns false when the name needs anything else (the general path then
+    /// renders it or reports the error; `out` is left for that path to clear).
+    #[inline]
+    fn write_lower_plain(&self, out: &mut NameBuf) -> bool {
+        const L: u64 = 0x0101_0101_0101_0101;
+        const H: u64 = 0x8080_8080_8080_8080;
+        let msg = self.msg;
+        let start = self.offset;
+        // Pass 1: the labels up to the root label. Each step advances at least two bytes
+        // and the run is capped at the longest legal name, so the loop is bounded.
+        let mut pos = start;
+        let mut labels = 0u32;
+        loop {
+            let Some(&len) = msg.get(pos) else {
+                return false;
+            };
+            if len == 0 {
+                break;
+            }
+            if len >= 0x40 {
+                return false;
+            }
+            pos += 1 + usize::from(len);
+            labels += 1;
+            // The wire length (this run plus the root label) must stay within 255 bytes.
+            if pos - start >= MAX_NAME_WIRE_LEN {
+                return false;
+            }
+        }
+        // The rendered text is the run itself with its length bytes as dots.
+        let n = pos - start;
+        let Some(run) = msg.get(start..pos) else {
+            return false;
+        };
+        let Some(text) = out.buf.get_mut(..n) else {
+            return false;
+        };
+        text.copy_from_slice(run);
+        let mut p = 0;
+        while let Some(d) = text.get_mut(p) {
+            p += 1 + usize::from(*d);
+            *d = b'.';
+        }
+        // Lower-case in words; the last word reaches into the buffer's slack, its extra
+        // bytes are masked out. Every byte must render as itself, and the only dots must be
+        // the ones written above (a dot inside a label needs an escape).
+        let mut bad = 0u64;
+        let mut dots = 0u32;
+        let mut i = 0;
+        while i < n {
+            let Some(word) = out.buf.get_mut(i..).and_then(|r| r.first_chunk_mut::<8>()) else {
+                return false;
+            };
+            let x = u64::from_le_bytes(*word);
+            let x7 = x & !H;
+            let ge = |c: u64| (x7 + (0x80 - c) * L) & H;
+            let is = |c: u64| !((x7 ^ (c * L)) + 0x7F * L) & H;
+            let upper = ge(0x41) & !ge(0x5B);
+            *word = (x | (upper >> 2)).to_le_bytes();
+            let mut b = (x & H) | (!ge(0x21) & H) | ge(0x7F) | is(0x5C);
+            let mut d = is(0x2E);
+            let valid = n - i;
+            if valid < 8 {
+                let keep = (1u64 << (valid * 8)) - 1;
+                b &= keep;
+                d &= keep;
+            }
+            bad |= b;
+            // One 0x80 per dot: moved to the low bit of each byte, the multiply sums the
+            // bytes into the top one (at most 8, no carry); cheaper than a portable popcount.
+            dots += ((d >> 7).wrapping_mul(L) >> 56) as u32;
+            i += 8;
+        }
+        if bad != 0 || dots != labels {
+            return false;
+        }
+        out.start = usize::from(n > 0);
+        out.len = n;
+        true
     }
 
     /// Validates the name and calls `on_run(run)` for each contiguous run of labels (a run
@@ -309,8 +401,42 @@ impl Eq for NameBuf {}
 
 #[cfg(test)]
 mod tests {
-    use super::lower_plain8;
+    use super::{Name, NameBuf, lower_plain8};
     use proptest::prelude::*;
+
+    /// Both renderers on the same name: same result, same text.
+    fn same_rendering(msg: &[u8], offset: usize) {
+        let name = Name::from_message(msg, offset);
+        let (mut fast, mut general) = (NameBuf::new(), NameBuf::new());
+        let a = name.write_lower(&mut fast);
+        let b = name.write_lower_general(&mut general);
+        assert_eq!(a, b, "{msg:02x?} at {offset}");
+        assert_eq!(
+            fast.as_bytes(),
+            general.as_bytes(),
+            "{msg:02x?} at {offset}"
+        );
+    }
+
+    #[test]
+    fn fast_path_renders_plain_and_compressed_names() {
+        let msg = b"\x07Example\x03COM\x00\x03www\xc0\x00\x01\xff\x00\x02a.\x00";
+        let name = Name::from_message(msg, 0);
+        let mut buf = NameBuf::new();
+        name.write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "example.com");
+        Name::from_message(msg, 13).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "www.example.com");
+        Name::from_message(msg, 19).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "\\255");
+        Name::from_message(msg, 22).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "a\\.");
+        Name::from_message(msg, 12).write_lower(&mut buf).unwrap();
+        assert_eq!(buf.as_str(), "");
+        for off in 0..msg.len() + 2 {
+            same_rendering(msg, off);
+        }
+    }
 
     /// Byte-wise reference: lower-case form of bytes needing no escape, 0 for the others.
     const LOWER_PLAIN: [u8; 256] = {
@@ -361,6 +487,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_path_matches_general(
+            msg in proptest::collection::vec(
+                prop_oneof![0u8..8, Just(0xc0u8), any::<u8>(), Just(b'A'), Just(b'z')],
+                0..48,
+            ),
+            offset in 0usize..50,
+        ) {
+            same_rendering(&msg, offset);
+        }
 
         #[test]
         fn swar_matches_table(bytes in any::<[u8; 8]>()) {
