@@ -78,11 +78,15 @@ impl Reader {
                 self.stats.records += 1;
                 self.advance_clock(ts);
                 let len = d.payload.len() as u32;
+                // The datagram with its sender prefixed is built here, so it travels in the
+                // batch's own arena, not in a shared input block.
                 self.enqueue(
                     &scratch,
+                    None,
                     Rec {
                         off: 0,
                         len: 0,
+                        in_block: false,
                         orig_len: len,
                         ts_ns: ts,
                         link: LinkType::Other(0),
