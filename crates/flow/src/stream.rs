@@ -8,7 +8,9 @@
 //! per-connection value of its own (`U`), and answers with a [`Verdict`]: `Done` (stop
 //! buffering this direction) or `NeedMore(n)` (call again once the head holds `n` bytes). When a
 //! direction can grow no more while the consumer still waits — head full, lost segment, FIN or
-//! RST, byte budget exhausted — the callback is told why with a [`Cut`], once.
+//! RST, byte budget exhausted — the callback is told why with a [`Cut`], once. A consumer of a
+//! stream of messages (HTTP keep-alive) answers `Advance(n)` instead: the bytes it has read, and
+//! a body it skips, are dropped, so only the unfinished message head is ever buffered.
 //!
 //! Behaviour:
 //! * connections are keyed by the canonical (address, port) pair plus VLAN, in a table of at
@@ -80,7 +82,18 @@ pub enum Verdict {
     Done,
     /// Call again once the head holds at least this many bytes.
     NeedMore(usize),
+    /// The first `n` bytes are consumed: drop them, so the byte after them becomes byte 0 of
+    /// the head, and call again when anything past what is held arrives. `n` may run past the
+    /// bytes held: the excess is skipped as it arrives, never buffered (a message body whose
+    /// length is known). This is how a consumer reads a whole stream of messages (HTTP
+    /// keep-alive) with only the unfinished one buffered; `head_bytes` then caps one message
+    /// head, not the stream. More than [`MAX_ADVANCE`] at once stops the direction.
+    Advance(usize),
 }
+
+/// Largest [`Verdict::Advance`] step: sequence offsets must stay well inside the 32-bit
+/// sequence space for retransmissions to be told from new data.
+pub const MAX_ADVANCE: usize = 1 << 30;
 
 /// Why a direction's head stopped growing while the consumer still waited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -604,6 +617,39 @@ fn feed<U>(
                 h.state = State::Done;
                 pool.release(h);
             }
+            Verdict::Advance(n) if n > MAX_ADVANCE => {
+                h.state = State::Done;
+                pool.release(h);
+            }
+            Verdict::Advance(n) if n >= end => {
+                // Everything seen is consumed: nothing to keep, the common keep-alive case.
+                h.base = h.base.wrapping_add(n as u32);
+                h.filled = 0;
+                h.need = 1;
+            }
+            Verdict::Advance(n) => {
+                let rest = data.get(n..).unwrap_or_default();
+                h.base = h.base.wrapping_add(n as u32);
+                h.filled = rest.len();
+                h.need = rest.len() + 1;
+                if !pool.grow(h, rest.len(), cfg) {
+                    stats.budget_refusals += 1;
+                    h.filled = 0;
+                    let _ = on_head(Head {
+                        bytes: rest,
+                        dir,
+                        ts_ns,
+                        cut: Cut::Budget,
+                        user,
+                    });
+                    h.state = State::Done;
+                    pool.release(h);
+                    return;
+                }
+                if let Some(dst) = h.buf.get_mut(..rest.len()) {
+                    dst.copy_from_slice(rest);
+                }
+            }
             Verdict::NeedMore(n) => {
                 if end >= head {
                     stats.head_full += 1;
@@ -662,7 +708,11 @@ fn feed<U>(
         h.filled = h.filled.max(end);
         pieces_absorb(h);
     }
-    if h.filled >= h.need {
+    // Each pass either stops or consumes bytes and absorbs a held piece: bounded by the pieces.
+    for _ in 0..=MAX_PIECES + 1 {
+        if h.filled < h.need {
+            break;
+        }
         let bytes = h.buf.get(..h.filled).unwrap_or_default();
         match on_head(Head {
             bytes,
@@ -677,12 +727,59 @@ fn feed<U>(
                 return;
             }
             Verdict::NeedMore(n) => h.need = n.max(h.filled + 1),
+            Verdict::Advance(n) if n > MAX_ADVANCE || n == 0 => {
+                if n == 0 {
+                    h.need = h.filled + 1;
+                } else {
+                    h.state = State::Done;
+                    pool.release(h);
+                    return;
+                }
+            }
+            Verdict::Advance(n) => {
+                let held = h.filled.saturating_sub(n);
+                advance(h, n);
+                // Bytes the consumer has not seen yet (from absorbed pieces) call it again.
+                h.need = held + 1;
+            }
         }
     }
     if h.filled >= head {
         stats.head_full += 1;
         cut(h, user, pool, dir, ts_ns, Cut::HeadFull, on_head);
     }
+}
+
+/// Drops the first `n` head bytes (`n` ≤ [`MAX_ADVANCE`]): the buffer and the held pieces move
+/// down, pieces wholly consumed are forgotten, and a piece now at the front joins the head.
+fn advance(h: &mut Half, n: usize) {
+    h.base = h.base.wrapping_add(n as u32);
+    if n >= h.buf.len() {
+        h.buf.clear();
+    } else {
+        h.buf.copy_within(n.., 0);
+        h.buf.truncate(h.buf.len() - n);
+    }
+    h.filled = h.filled.saturating_sub(n);
+    let n32 = n as u32;
+    let mut i = 0;
+    // Each pass removes a piece or advances: bounded by MAX_PIECES.
+    while i < h.n_pieces {
+        let (ps, pe) = h.pieces.get(i).copied().unwrap_or((0, 0));
+        if pe <= n32 {
+            h.n_pieces -= 1;
+            let last = h.pieces.get(h.n_pieces).copied().unwrap_or((0, 0));
+            if let Some(p) = h.pieces.get_mut(i) {
+                *p = last;
+            }
+        } else {
+            if let Some(p) = h.pieces.get_mut(i) {
+                *p = (ps.saturating_sub(n32), pe - n32);
+            }
+            i += 1;
+        }
+    }
+    pieces_absorb(h);
 }
 
 /// Records an out-of-order piece, merging it with pieces it overlaps or touches; false when
