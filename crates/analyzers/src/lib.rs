@@ -11,6 +11,7 @@ pub mod dnstap;
 pub mod event;
 pub mod export;
 pub mod fuzzing;
+pub mod http;
 pub mod net;
 pub mod pcap;
 pub mod pipeline;

@@ -17,6 +17,7 @@ use crate::event::{
     Direction, DnsEvent, Geo, HostSpec, L3Kind, L4Kind, PacketEvent, deep_sample, dns_metric_port,
 };
 use crate::export::Export;
+use crate::http::Http;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
 use crate::tls::Tls;
@@ -47,6 +48,7 @@ pub enum HandlerKind {
     DnsV2(DnsV2),
     Pcap(PcapStats),
     Tls(Tls),
+    Http(Http),
 }
 
 /// A named handler instance.
@@ -114,6 +116,12 @@ impl Handler {
             ("tls", "1.0") => {
                 HandlerKind::Tls(Tls::new(&spec.config, window, &spec.enable, &spec.disable)?)
             }
+            ("http", "1.0") => HandlerKind::Http(Http::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -135,6 +143,7 @@ impl Handler {
             HandlerKind::DnsV2(_) => DnsV2::SCHEMA,
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
             HandlerKind::Tls(_) => Tls::SCHEMA,
+            HandlerKind::Http(_) => Http::SCHEMA,
         }
     }
 
@@ -146,6 +155,7 @@ impl Handler {
             HandlerKind::DnsV2(h) => h.window_config.deep_sample_rate,
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
             HandlerKind::Tls(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Http(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -171,6 +181,7 @@ impl Handler {
                 h.window.rotate_to(seq);
             }
             HandlerKind::Tls(h) => h.rotate_to(seq, ts_ns),
+            HandlerKind::Http(h) => h.rotate_to(seq, ts_ns),
         }
     }
 
@@ -183,6 +194,7 @@ impl Handler {
             (HandlerKind::DnsV2(a), HandlerKind::DnsV2(b)) => a.window.merge(&b.window),
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
             (HandlerKind::Tls(a), HandlerKind::Tls(b)) => a.window.merge(&b.window),
+            (HandlerKind::Http(a), HandlerKind::Http(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -212,6 +224,7 @@ impl Handler {
             HandlerKind::DnsV2(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Tls(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Http(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -306,7 +319,7 @@ impl Pipeline {
         let needs_tls = policies.iter().any(|p| {
             p.handlers
                 .iter()
-                .any(|h| matches!(h.kind, HandlerKind::Tls(_)))
+                .any(|h| matches!(h.kind, HandlerKind::Tls(_) | HandlerKind::Http(_)))
         });
         Self {
             policies,
@@ -460,6 +473,18 @@ impl Pipeline {
             for p in &mut self.policies {
                 for h in &mut p.handlers {
                     if let HandlerKind::Tls(t) = &mut h.kind {
+                        t.on_segment(
+                            src,
+                            pkt.src_port,
+                            dst,
+                            pkt.dst_port,
+                            pkt.vlan,
+                            pkt.tcp_seq,
+                            pkt.tcp_flags,
+                            pkt.payload,
+                            ts_ns,
+                        );
+                    } else if let HandlerKind::Http(t) = &mut h.kind {
                         t.on_segment(
                             src,
                             pkt.src_port,
@@ -722,6 +747,7 @@ fn offer<'e, 'a>(
         (HandlerKind::Pcap(_), _) => Some(ev),
         // TLS reads TCP segments directly (`Pipeline::process`), not chain events.
         (HandlerKind::Tls(_), _) => Some(ev),
+        (HandlerKind::Http(_), _) => Some(ev),
     }
 }
 

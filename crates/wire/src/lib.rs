@@ -9,5 +9,6 @@ pub mod capture;
 pub mod dns;
 pub mod dnstap;
 pub mod hash;
+pub mod http;
 pub mod packet;
 pub mod tls;
