@@ -11,4 +11,5 @@ pub mod dnstap;
 pub mod hash;
 pub mod http;
 pub mod packet;
+pub mod quic;
 pub mod tls;
