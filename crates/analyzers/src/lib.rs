@@ -15,6 +15,7 @@ pub mod http;
 pub mod net;
 pub mod pcap;
 pub mod pipeline;
+pub mod quic;
 pub mod sketch;
 pub mod tls;
 pub mod window;

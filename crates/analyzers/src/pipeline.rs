@@ -20,6 +20,7 @@ use crate::export::Export;
 use crate::http::Http;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
+use crate::quic::Quic;
 use crate::tls::Tls;
 
 /// What a policy asks for one handler module.
@@ -49,6 +50,7 @@ pub enum HandlerKind {
     Pcap(PcapStats),
     Tls(Tls),
     Http(Http),
+    Quic(Quic),
 }
 
 /// A named handler instance.
@@ -122,6 +124,12 @@ impl Handler {
                 &spec.enable,
                 &spec.disable,
             )?),
+            ("quic", "1.0") => HandlerKind::Quic(Quic::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -144,6 +152,7 @@ impl Handler {
             HandlerKind::Pcap(_) => PcapStats::SCHEMA,
             HandlerKind::Tls(_) => Tls::SCHEMA,
             HandlerKind::Http(_) => Http::SCHEMA,
+            HandlerKind::Quic(_) => Quic::SCHEMA,
         }
     }
 
@@ -156,6 +165,7 @@ impl Handler {
             HandlerKind::Pcap(h) => h.window_config.deep_sample_rate,
             HandlerKind::Tls(h) => h.window_config.deep_sample_rate,
             HandlerKind::Http(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Quic(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -182,6 +192,7 @@ impl Handler {
             }
             HandlerKind::Tls(h) => h.rotate_to(seq, ts_ns),
             HandlerKind::Http(h) => h.rotate_to(seq, ts_ns),
+            HandlerKind::Quic(h) => h.rotate_to(seq, ts_ns),
         }
     }
 
@@ -195,6 +206,7 @@ impl Handler {
             (HandlerKind::Pcap(a), HandlerKind::Pcap(b)) => a.window.merge(&b.window),
             (HandlerKind::Tls(a), HandlerKind::Tls(b)) => a.window.merge(&b.window),
             (HandlerKind::Http(a), HandlerKind::Http(b)) => a.window.merge(&b.window),
+            (HandlerKind::Quic(a), HandlerKind::Quic(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -225,6 +237,7 @@ impl Handler {
             HandlerKind::Pcap(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Tls(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Http(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Quic(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -260,6 +273,7 @@ pub struct Pipeline {
     tcp: TcpDnsReassembler,
     needs_dns: bool,
     needs_tls: bool,
+    needs_quic: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -321,6 +335,11 @@ impl Pipeline {
                 .iter()
                 .any(|h| matches!(h.kind, HandlerKind::Tls(_) | HandlerKind::Http(_)))
         });
+        let needs_quic = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Quic(_)))
+        });
         Self {
             policies,
             host,
@@ -328,6 +347,7 @@ impl Pipeline {
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
             needs_tls,
+            needs_quic,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -496,6 +516,21 @@ impl Pipeline {
                             pkt.payload,
                             ts_ns,
                         );
+                    }
+                }
+            }
+        }
+
+        // UDP datagrams that may be QUIC go to the QUIC handlers (whole datagrams only).
+        if self.needs_quic
+            && l4 == L4Kind::Udp
+            && mode != Mode::PacketOnly
+            && pkt.fragment.is_none()
+        {
+            for p in &mut self.policies {
+                for h in &mut p.handlers {
+                    if let HandlerKind::Quic(q) = &mut h.kind {
+                        q.on_datagram(src, pkt.src_port, pkt.payload, ts_ns);
                     }
                 }
             }
@@ -748,6 +783,8 @@ fn offer<'e, 'a>(
         // TLS reads TCP segments directly (`Pipeline::process`), not chain events.
         (HandlerKind::Tls(_), _) => Some(ev),
         (HandlerKind::Http(_), _) => Some(ev),
+        // QUIC reads UDP datagrams directly (`Pipeline::process`).
+        (HandlerKind::Quic(_), _) => Some(ev),
     }
 }
 

@@ -246,9 +246,10 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         max_open_xacts: args.max_open_xacts,
     };
     // pktvisor-reader runs net and dns on every input, and the pcap statistics on captures;
-    // TLS handshakes are read from captures too (dnstap carries no TCP streams).
+    // TLS handshakes, HTTP messages and QUIC Initials are read from captures too (dnstap
+    // carries no TCP streams or UDP payloads).
     let defaults_kinds: &'static [&'static str] = if args.input == InputKind::Pcap {
-        &["net", "dns", "pcap", "tls"]
+        &["net", "dns", "pcap", "tls", "http", "quic"]
     } else {
         &["net", "dns"]
     };
