@@ -214,11 +214,14 @@ pub fn parse_request(b: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         // A request line longer than any head kept is the caller's cap to enforce.
         return Ok(None);
     };
-    let mut parts = l.splitn(3, |&c| c == b' ');
-    let method = parts.next().unwrap_or_default();
-    let target = parts.next().unwrap_or_default();
-    let version = parts.next().unwrap_or_default();
-    if target.is_empty() || target.contains(&b' ') {
+    // Method up to the first space, version after the last: a target with spaces in it (attack
+    // tools send them; servers and tshark accept them) stays one target.
+    let sp1 = l.iter().position(|&c| c == b' ').unwrap_or(0);
+    let sp2 = l.iter().rposition(|&c| c == b' ').unwrap_or(0);
+    let method = l.get(..sp1).unwrap_or_default();
+    let target = trim(l.get(sp1 + 1..sp2).unwrap_or_default());
+    let version = l.get(sp2 + 1..).unwrap_or_default();
+    if sp2 <= sp1 || target.is_empty() {
         return Err(HttpError::BadStartLine);
     }
     let minor = version_minor(version).ok_or(HttpError::BadStartLine)?;

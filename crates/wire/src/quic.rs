@@ -1,5 +1,5 @@
 //! QUIC long-header packets up to the client's ClientHello: header parsing (RFC 9000 §17.2,
-//! versions 1 and 2), Initial packet protection removal with keys every observer can derive
+//! versions 1 and 2, and drafts 29 to 32 of 1), Initial packet protection removal with keys every observer can derive
 //! from the Destination Connection ID (`initial`: RFC 9001 §5, RFC 9369), the frames an
 //! Initial may carry, and CRYPTO stream reassembly across coalesced packets and several
 //! Initials ([`CryptoBuf`]), whose first message is handed to [`crate::tls::ClientHello`].

@@ -90,6 +90,18 @@ fn non_http_is_told_in_the_first_bytes() {
 }
 
 #[test]
+fn targets_with_spaces_stay_one_target() {
+    let r = parse_request(b"GET /etc/passwd|?data=Download x HTTP/1.1\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.target, b"/etc/passwd|?data=Download x");
+    assert_eq!(
+        parse_request(b"GET HTTP/1.1\r\n\r\n"),
+        Err(HttpError::BadStartLine)
+    );
+}
+
+#[test]
 fn http10_closes_unless_keep_alive() {
     let r = parse_request(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
     assert!(r.framing.close);

@@ -20,6 +20,12 @@ const SALT_V2: [u8; 20] = [
     0xf9, 0xbd, 0x2e, 0xd9,
 ];
 
+/// Drafts 29 to 32 of QUIC version 1 (still seen in older captures and clients).
+const SALT_DRAFT29: [u8; 20] = [
+    0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0,
+    0x43, 0x90, 0xa8, 0x99,
+];
+
 /// One direction's Initial packet protection keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InitialKeys {
@@ -50,6 +56,7 @@ pub fn initial_keys(version: u32, dcid: &[u8], server: bool) -> Result<InitialKe
     let (salt, labels): (&[u8], [&[u8]; 3]) = match version {
         VERSION_1 => (&SALT_V1, [b"quic key", b"quic iv", b"quic hp"]),
         VERSION_2 => (&SALT_V2, [b"quicv2 key", b"quicv2 iv", b"quicv2 hp"]),
+        0xff00_001d..=0xff00_0020 => (&SALT_DRAFT29, [b"quic key", b"quic iv", b"quic hp"]),
         v => return Err(QuicError::UnsupportedVersion(v)),
     };
     let initial = Hkdf::<Sha256>::new(Some(salt), dcid);

@@ -59,8 +59,8 @@ fn rfc9001_a1_client_and_server_keys() {
     assert_eq!(s.iv.to_vec(), unhex("0ac1493ca1905853b0bba03e"));
     assert_eq!(s.hp.to_vec(), unhex("c206b8d9b9f0f37644430b490eeaa314"));
     assert_eq!(
-        initial_keys(0xff00_001d, &dcid, false),
-        Err(QuicError::UnsupportedVersion(0xff00_001d))
+        initial_keys(0xff00_001b, &dcid, false),
+        Err(QuicError::UnsupportedVersion(0xff00_001b))
     );
 }
 
