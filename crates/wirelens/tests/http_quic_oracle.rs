@@ -1,5 +1,5 @@
 //! Differential test of the `http` and `quic` handlers against tshark on real captures from the
-//! public corpus in `shared/` and the bench's mixed capture: per-method request counts, status
+//! public corpus in `shared/`: per-method request counts, status
 //! class counts, the set of request hosts, and the set of QUIC ClientHello server names must be
 //! equal.
 //!
@@ -11,7 +11,15 @@
 //!   PPP): no TCP or UDP reaches the handlers;
 //! * HTTP after a SOCKS handshake: the stream does not start with HTTP, so it is not read;
 //! * fuzzed captures (`fuzz-*`): tshark's recovery heuristics and wirelens' strict framing
-//!   disagree by design on mutilated streams.
+//!   disagree by design on mutilated streams;
+//! * CONNECT tunnels: tshark reads the HTTP inside the tunnel, wirelens stops at the tunnel;
+//! * QUIC drafts before 29, mvfst and Google QUIC versions: their initial salts are not
+//!   implemented, so their ClientHellos are not read (counted as `initials_unsupported_version`).
+//!
+//! Known differences still open (not in [`CASES`]): `ndpi/quic_0RTT`, `quic_frags_*` (CRYPTO
+//! split across Initials with different connection IDs), `suricata-verify/http-async*`
+//! (responses before requests), `ndpi/soap`, `scapy/http_chunk`. The bench's `mixed.pcap` is not
+//! compared here: tshark alone takes minutes on it.
 
 mod support;
 
@@ -21,8 +29,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Captures compared, relative to `shared/corpus` (the bench's mixed capture is added when
-/// present).
+/// Captures compared, relative to `shared/corpus`.
 const CASES: &[&str] = &[
     "arkime/http-100-continue.pcap",
     "arkime/http-301-get.pcap",
@@ -75,7 +82,11 @@ fn wirelens(file: &Path) -> (Value, Value) {
         .arg(file)
         .output()
         .expect("run wirelens");
-    assert!(out.status.success(), "wirelens failed on {}", file.display());
+    assert!(
+        out.status.success(),
+        "wirelens failed on {}",
+        file.display()
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
     let mut found = (Value::Null, Value::Null);
     fn walk(v: &Value, found: &mut (Value, Value)) {
@@ -162,10 +173,14 @@ fn check(file: &Path) -> Result<(), String> {
     .collect();
     let mut errors = Vec::new();
     if got_methods != want_methods {
-        errors.push(format!("methods: tshark {want_methods:?}, wirelens {got_methods:?}"));
+        errors.push(format!(
+            "methods: tshark {want_methods:?}, wirelens {got_methods:?}"
+        ));
     }
     if got_status != want_status {
-        errors.push(format!("status: tshark {want_status:?}, wirelens {got_status:?}"));
+        errors.push(format!(
+            "status: tshark {want_status:?}, wirelens {got_status:?}"
+        ));
     }
     // Top lists hold the 10 heaviest names: compare sets only when they all fit.
     if hosts.len() <= 10 && names(&http, "top_hosts") != hosts {
@@ -192,11 +207,7 @@ fn http_and_quic_counts_equal_tshark() {
     if !support::tool_runs("tshark") {
         return support::missing("tshark");
     }
-    let mut files: Vec<PathBuf> = CASES.iter().map(|c| corpus().join(c)).collect();
-    let mixed = support::shared_dir().join("../wt-tooling/bench/data/mixed.pcap");
-    if mixed.exists() {
-        files.push(mixed);
-    }
+    let files: Vec<PathBuf> = CASES.iter().map(|c| corpus().join(c)).collect();
     let mut failures = Vec::new();
     let mut checked = 0;
     for f in &files {
