@@ -599,8 +599,9 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     if g.top_methods {
         b.top_methods.insert(capped(r.method, 32), 1);
     }
+    // An empty Host field names nothing (tshark shows none either).
     if g.top_hosts
-        && let Some(host) = r.host
+        && let Some(host) = r.host.filter(|h| !h.is_empty())
     {
         b.top_hosts.insert(capped(host, MAX_NAME), 1);
     }
@@ -608,7 +609,7 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
         b.top_paths.insert(capped(r.path(), MAX_PATH), 1);
     }
     if g.top_user_agents
-        && let Some(ua) = r.user_agent
+        && let Some(ua) = r.user_agent.filter(|u| !u.is_empty())
     {
         b.top_user_agents.insert(capped(ua, MAX_NAME), 1);
     }
