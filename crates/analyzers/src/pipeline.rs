@@ -20,8 +20,10 @@ use crate::event::{
 use crate::export::Export;
 use crate::flow::{FlowHandler, FlowInput};
 use crate::flows::Flows;
+use crate::http::Http;
 use crate::net::{NetV1, NetV2};
 use crate::pcap::PcapStats;
+use crate::quic::Quic;
 use crate::tls::Tls;
 
 /// What a policy asks for one handler module.
@@ -53,6 +55,8 @@ pub enum HandlerKind {
     Flow(FlowHandler),
     Flows(Flows),
     Tls(Tls),
+    Http(Http),
+    Quic(Quic),
 }
 
 /// A named handler instance.
@@ -134,6 +138,18 @@ impl Handler {
             ("tls", "1.0") => {
                 HandlerKind::Tls(Tls::new(&spec.config, window, &spec.enable, &spec.disable)?)
             }
+            ("http", "1.0") => HandlerKind::Http(Http::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
+            ("quic", "1.0") => HandlerKind::Quic(Quic::new(
+                &spec.config,
+                window,
+                &spec.enable,
+                &spec.disable,
+            )?),
             (kind, version) => {
                 return Err(ConfigError(format!(
                     "requires stream handler type '{kind}' and version '{version}' which is not available"
@@ -158,6 +174,8 @@ impl Handler {
             HandlerKind::Flow(_) => FlowHandler::SCHEMA,
             HandlerKind::Flows(_) => Flows::SCHEMA,
             HandlerKind::Tls(_) => Tls::SCHEMA,
+            HandlerKind::Http(_) => Http::SCHEMA,
+            HandlerKind::Quic(_) => Quic::SCHEMA,
         }
     }
 
@@ -172,6 +190,8 @@ impl Handler {
             HandlerKind::Flow(h) => h.window_config.deep_sample_rate,
             HandlerKind::Flows(h) => h.window_config.deep_sample_rate,
             HandlerKind::Tls(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Http(h) => h.window_config.deep_sample_rate,
+            HandlerKind::Quic(h) => h.window_config.deep_sample_rate,
         }
     }
 
@@ -208,6 +228,8 @@ impl Handler {
                 h.window.rotate_to(seq);
             }
             HandlerKind::Tls(h) => h.rotate_to(seq, ts_ns),
+            HandlerKind::Http(h) => h.rotate_to(seq, ts_ns),
+            HandlerKind::Quic(h) => h.rotate_to(seq, ts_ns),
         }
     }
 
@@ -223,6 +245,8 @@ impl Handler {
             (HandlerKind::Flow(a), HandlerKind::Flow(b)) => a.window.merge(&b.window),
             (HandlerKind::Flows(a), HandlerKind::Flows(b)) => a.window.merge(&b.window),
             (HandlerKind::Tls(a), HandlerKind::Tls(b)) => a.window.merge(&b.window),
+            (HandlerKind::Http(a), HandlerKind::Http(b)) => a.window.merge(&b.window),
+            (HandlerKind::Quic(a), HandlerKind::Quic(b)) => a.window.merge(&b.window),
             _ => {}
         }
     }
@@ -255,6 +279,8 @@ impl Handler {
             HandlerKind::Flow(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Flows(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
             HandlerKind::Tls(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Http(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
+            HandlerKind::Quic(h) => merged(&h.window, seqs).map(|b| h.export(&b)),
         }
     }
 
@@ -294,6 +320,7 @@ pub struct Pipeline {
     needs_dhcp: bool,
     has_flows: bool,
     needs_tls: bool,
+    needs_quic: bool,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -367,7 +394,12 @@ impl Pipeline {
         let needs_tls = policies.iter().any(|p| {
             p.handlers
                 .iter()
-                .any(|h| matches!(h.kind, HandlerKind::Tls(_)))
+                .any(|h| matches!(h.kind, HandlerKind::Tls(_) | HandlerKind::Http(_)))
+        });
+        let needs_quic = policies.iter().any(|p| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.kind, HandlerKind::Quic(_)))
         });
         Self {
             policies,
@@ -378,6 +410,7 @@ impl Pipeline {
             needs_dhcp,
             has_flows,
             needs_tls,
+            needs_quic,
             stats: PipelineStats::default(),
             tcp_errors_seen: 0,
             geo,
@@ -583,6 +616,33 @@ impl Pipeline {
                             pkt.payload,
                             ts_ns,
                         );
+                    } else if let HandlerKind::Http(t) = &mut h.kind {
+                        t.on_segment(
+                            src,
+                            pkt.src_port,
+                            dst,
+                            pkt.dst_port,
+                            pkt.vlan,
+                            pkt.tcp_seq,
+                            pkt.tcp_flags,
+                            pkt.payload,
+                            ts_ns,
+                        );
+                    }
+                }
+            }
+        }
+
+        // UDP datagrams that may be QUIC go to the QUIC handlers (whole datagrams only).
+        if self.needs_quic
+            && l4 == L4Kind::Udp
+            && mode != Mode::PacketOnly
+            && pkt.fragment.is_none()
+        {
+            for p in &mut self.policies {
+                for h in &mut p.handlers {
+                    if let HandlerKind::Quic(q) = &mut h.kind {
+                        q.on_datagram(src, pkt.src_port, pkt.payload, ts_ns);
                     }
                 }
             }
@@ -867,6 +927,9 @@ fn offer<'e, 'a>(
         (HandlerKind::Flows(_), _) => Some(ev),
         // TLS reads TCP segments directly (`Pipeline::process`), not chain events.
         (HandlerKind::Tls(_), _) => Some(ev),
+        (HandlerKind::Http(_), _) => Some(ev),
+        // QUIC reads UDP datagrams directly (`Pipeline::process`).
+        (HandlerKind::Quic(_), _) => Some(ev),
     }
 }
 

@@ -6,10 +6,11 @@
 //! The consumer is a callback that sees the whole contiguous head of one direction each time it
 //! grows (in order, retransmissions trimmed, reordered segments placed), together with a small
 //! per-connection value of its own (`U`), and answers with a [`Verdict`]: `Done` (stop
-//! buffering this direction), `NeedMore(n)` (call again once the head holds `n` bytes) or
-//! `Consume(n)` (the first `n` bytes are read; what follows becomes the head). When a
+//! buffering this direction) or `NeedMore(n)` (call again once the head holds `n` bytes). When a
 //! direction can grow no more while the consumer still waits — head full, lost segment, FIN or
-//! RST, byte budget exhausted — the callback is told why with a [`Cut`], once.
+//! RST, byte budget exhausted — the callback is told why with a [`Cut`], once. A consumer of a
+//! stream of messages (HTTP keep-alive) answers `Advance(n)` instead: the bytes it has read, and
+//! a body it skips, are dropped, so only the unfinished message head is ever buffered.
 //!
 //! Behaviour:
 //! * connections are keyed by the canonical (address, port) pair plus VLAN, in a table of at
@@ -67,7 +68,7 @@ impl Default for StreamConfig {
 }
 
 /// Most out-of-order pieces a direction can hold, whatever the configuration says.
-pub const MAX_PIECES: usize = 8;
+pub const MAX_PIECES: usize = 16;
 /// Spare buffers kept for reuse, and the largest capacity kept.
 const SPARE_MAX: usize = 64;
 const SPARE_MAX_CAP: usize = 64 << 10;
@@ -81,11 +82,18 @@ pub enum Verdict {
     Done,
     /// Call again once the head holds at least this many bytes.
     NeedMore(usize),
-    /// The first this many bytes are read: drop them, and call again with what follows as
-    /// the head once more arrives (the next message of a stream is read without keeping the
-    /// previous one).
-    Consume(usize),
+    /// The first `n` bytes are consumed: drop them, so the byte after them becomes byte 0 of
+    /// the head, and call again when anything past what is held arrives. `n` may run past the
+    /// bytes held: the excess is skipped as it arrives, never buffered (a message body whose
+    /// length is known). This is how a consumer reads a whole stream of messages (HTTP
+    /// keep-alive) with only the unfinished one buffered; `head_bytes` then caps one message
+    /// head, not the stream. More than [`MAX_ADVANCE`] at once stops the direction.
+    Advance(usize),
 }
+
+/// Largest [`Verdict::Advance`] step: sequence offsets must stay well inside the 32-bit
+/// sequence space for retransmissions to be told from new data.
+pub const MAX_ADVANCE: usize = 1 << 30;
 
 /// Why a direction's head stopped growing while the consumer still waited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -609,19 +617,24 @@ fn feed<U>(
                 h.state = State::Done;
                 pool.release(h);
             }
-            Verdict::Consume(n) if n >= end => {
-                h.base = h.base.wrapping_add(end as u32);
+            Verdict::Advance(n) if n > MAX_ADVANCE => {
+                h.state = State::Done;
+                pool.release(h);
+            }
+            Verdict::Advance(n) if n >= end => {
+                // Everything seen is consumed: nothing to keep, the common keep-alive case.
+                h.base = h.base.wrapping_add(n as u32);
                 h.filled = 0;
                 h.need = 1;
             }
-            Verdict::Consume(n) => {
-                // Keep the unread rest as the new head.
+            Verdict::Advance(n) => {
                 let rest = data.get(n..).unwrap_or_default();
                 h.base = h.base.wrapping_add(n as u32);
                 h.filled = rest.len();
                 h.need = rest.len() + 1;
                 if !pool.grow(h, rest.len(), cfg) {
                     stats.budget_refusals += 1;
+                    h.filled = 0;
                     let _ = on_head(Head {
                         bytes: rest,
                         dir,
@@ -695,7 +708,11 @@ fn feed<U>(
         h.filled = h.filled.max(end);
         pieces_absorb(h);
     }
-    if h.filled >= h.need {
+    // Each pass either stops or consumes bytes and absorbs a held piece: bounded by the pieces.
+    for _ in 0..=MAX_PIECES + 1 {
+        if h.filled < h.need {
+            break;
+        }
         let bytes = h.buf.get(..h.filled).unwrap_or_default();
         match on_head(Head {
             bytes,
@@ -710,7 +727,21 @@ fn feed<U>(
                 return;
             }
             Verdict::NeedMore(n) => h.need = n.max(h.filled + 1),
-            Verdict::Consume(n) => consume(h, n, pool),
+            Verdict::Advance(n) if n > MAX_ADVANCE || n == 0 => {
+                if n == 0 {
+                    h.need = h.filled + 1;
+                } else {
+                    h.state = State::Done;
+                    pool.release(h);
+                    return;
+                }
+            }
+            Verdict::Advance(n) => {
+                let held = h.filled.saturating_sub(n);
+                advance(h, n);
+                // Bytes the consumer has not seen yet (from absorbed pieces) call it again.
+                h.need = held + 1;
+            }
         }
     }
     if h.filled >= head {
@@ -719,21 +750,36 @@ fn feed<U>(
     }
 }
 
-/// Drops the first `n` bytes of a buffered head; the rest, held pieces included, moves down.
-fn consume(h: &mut Half, n: usize, pool: &mut Pool) {
-    let n = n.min(h.filled);
+/// Drops the first `n` head bytes (`n` ≤ [`MAX_ADVANCE`]): the buffer and the held pieces move
+/// down, pieces wholly consumed are forgotten, and a piece now at the front joins the head.
+fn advance(h: &mut Half, n: usize) {
     h.base = h.base.wrapping_add(n as u32);
-    h.filled -= n;
-    h.need = h.filled + 1;
-    if h.filled == 0 && h.n_pieces == 0 {
-        pool.release(h);
-        return;
+    if n >= h.buf.len() {
+        h.buf.clear();
+    } else {
+        h.buf.copy_within(n.., 0);
+        h.buf.truncate(h.buf.len() - n);
     }
-    h.buf.drain(..n.min(h.buf.len()));
-    let shift = n as u32;
-    for p in h.pieces.iter_mut().take(h.n_pieces) {
-        *p = (p.0.saturating_sub(shift), p.1.saturating_sub(shift));
+    h.filled = h.filled.saturating_sub(n);
+    let n32 = n as u32;
+    let mut i = 0;
+    // Each pass removes a piece or advances: bounded by MAX_PIECES.
+    while i < h.n_pieces {
+        let (ps, pe) = h.pieces.get(i).copied().unwrap_or((0, 0));
+        if pe <= n32 {
+            h.n_pieces -= 1;
+            let last = h.pieces.get(h.n_pieces).copied().unwrap_or((0, 0));
+            if let Some(p) = h.pieces.get_mut(i) {
+                *p = last;
+            }
+        } else {
+            if let Some(p) = h.pieces.get_mut(i) {
+                *p = (ps.saturating_sub(n32), pe - n32);
+            }
+            i += 1;
+        }
     }
+    pieces_absorb(h);
 }
 
 /// Records an out-of-order piece, merging it with pieces it overlaps or touches; false when
@@ -829,10 +875,10 @@ pub fn fuzz_stream(data: &[u8]) {
                 if h.bytes.len() > 64 {
                     panic!("head longer than head_bytes");
                 }
-                match h.bytes.len() % 3 {
-                    0 => Verdict::Done,
-                    1 => Verdict::NeedMore(h.bytes.len() + 5),
-                    _ => Verdict::Consume(h.bytes.len() / 2),
+                if h.bytes.len() % 3 == 0 {
+                    Verdict::Done
+                } else {
+                    Verdict::NeedMore(h.bytes.len() + 5)
                 }
             },
         );

@@ -274,10 +274,11 @@ pub fn summarize(args: &ReadArgs) -> Result<String> {
         max_open_xacts: args.max_open_xacts,
     };
     // pktvisor-reader runs net and dns on every input, and dhcp and the pcap statistics on
-    // captures; captures also get the connection table and TLS handshakes (dnstap carries no
-    // TCP streams). Flow exports are summarized by the flow handler alone.
+    // captures; captures also get the connection table, TLS handshakes, HTTP messages and QUIC
+    // Initials (dnstap carries no TCP streams or UDP payloads). Flow exports are summarized by
+    // the flow handler alone.
     let defaults_kinds: &'static [&'static str] = match args.input {
-        InputKind::Pcap => &["net", "dns", "pcap", "dhcp", "flows", "tls"],
+        InputKind::Pcap => &["net", "dns", "pcap", "dhcp", "flows", "tls", "http", "quic"],
         InputKind::Dnstap => &["net", "dns"],
         InputKind::Sflow | InputKind::Netflow => &["flow"],
     };

@@ -500,7 +500,7 @@ fn on_head(h: Head<'_, ConnState>, b: &mut TlsBucket, scratch: &mut [u8], g: Gro
             if n_server > 0 {
                 user.server_hellos = 0;
             }
-            Verdict::Consume(c.consumed)
+            Verdict::Advance(c.consumed)
         }
         HandshakeEnd::NeedStreamBytes(n) if h.cut == Cut::No => Verdict::NeedMore(n),
         HandshakeEnd::NeedStreamBytes(_) | HandshakeEnd::OutputFull => {

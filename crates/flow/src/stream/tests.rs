@@ -188,7 +188,7 @@ fn consumed_bytes_are_dropped_and_the_next_message_becomes_the_head() {
     let mut on = |h: Head<'_, u32>| {
         heads.push(h.bytes.to_vec());
         match h.bytes.first() {
-            Some(&n) if h.bytes.len() > usize::from(n) => Verdict::Consume(usize::from(n) + 1),
+            Some(&n) if h.bytes.len() > usize::from(n) => Verdict::Advance(usize::from(n) + 1),
             Some(&n) => Verdict::NeedMore(usize::from(n) + 1),
             None => Verdict::NeedMore(1),
         }
@@ -261,4 +261,58 @@ proptest! {
     fn fuzz_entry_holds_its_invariants(data in proptest::collection::vec(any::<u8>(), 0..400)) {
         fuzz_stream(&data);
     }
+}
+
+/// A consumer of `len:body` records: reads the decimal length up to ':', records the header,
+/// then advances past the body without seeing it.
+fn records(r: &mut StreamHeads<u32>, got: &mut Vec<Vec<u8>>, seq: u32, payload: &[u8]) {
+    r.segment(C, 40_000, S, 80, 0, seq, flags::ACK, payload, 0, &mut |h| {
+        let mut used = 0;
+        let mut skip = 0;
+        let mut rest = h.bytes;
+        while let Some(colon) = rest.iter().position(|&b| b == b':') {
+            let head = rest.get(..colon).unwrap_or_default();
+            got.push(head.to_vec());
+            let n: usize = core::str::from_utf8(head)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let after = colon + 1;
+            if rest.len() >= after + n {
+                used += after + n;
+                rest = rest.get(after + n..).unwrap_or_default();
+            } else {
+                used += after;
+                skip = n;
+                break;
+            }
+        }
+        if used + skip == 0 {
+            Verdict::NeedMore(h.bytes.len() + 1)
+        } else {
+            Verdict::Advance(used + skip)
+        }
+    });
+}
+
+#[test]
+fn advance_reads_a_stream_of_messages_and_skips_bodies_unbuffered() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut got = Vec::new();
+    // Two whole records, then the head of a third whose 10-byte body spans segments.
+    records(&mut r, &mut got, 1, b"3:abc2:xy10:0123");
+    assert_eq!(got, vec![b"3".to_vec(), b"2".to_vec(), b"10".to_vec()]);
+    assert_eq!(r.buffered_bytes(), 0, "a skipped body is never buffered");
+    // The rest of the body, then a record head split in two, retransmission included.
+    records(&mut r, &mut got, 17, b"456789");
+    records(&mut r, &mut got, 23, b"1");
+    records(&mut r, &mut got, 23, b"1");
+    records(&mut r, &mut got, 24, b"2:");
+    assert_eq!(got.len(), 4);
+    assert_eq!(got.last().map(Vec::as_slice), Some(&b"12"[..]));
+    // A record ahead of a hole is placed, then read once the hole fills.
+    records(&mut r, &mut got, 38, b"1:z");
+    records(&mut r, &mut got, 26, b"aaaaaaaaaaaa");
+    assert_eq!(got.len(), 5);
+    assert_eq!(got.last().map(Vec::as_slice), Some(&b"1"[..]));
 }

@@ -1,0 +1,412 @@
+//! HTTP/1.x message heads: the request line or status line and the few header fields a
+//! summary needs (Host, User-Agent, Content-Length, Transfer-Encoding, Connection), plus the
+//! chunk-size lines of a chunked body. Zero-copy and allocation-free: fields borrow the input.
+//!
+//! It is not a full HTTP implementation: header values are not unfolded or validated beyond
+//! what framing needs, bodies are never read (only their length is worked out, so a caller can
+//! skip them), and HTTP/2 or HTTP/0.9 are not recognised.
+
+use thiserror::Error;
+
+/// Most header fields read in one head; more is malformed (a flood, not a client).
+pub const MAX_HEADERS: usize = 128;
+/// Longest method token accepted (the longest registered methods are ~17 bytes).
+const MAX_METHOD: usize = 24;
+
+/// Why bytes are not an HTTP/1.x message head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum HttpError {
+    /// The bytes do not start like an HTTP/1.x request or response.
+    #[error("not http")]
+    NotHttp,
+    /// The request or status line is malformed.
+    #[error("bad start line")]
+    BadStartLine,
+    /// A header line has no colon or a bad name.
+    #[error("bad header")]
+    BadHeader,
+    /// More than [`MAX_HEADERS`] header fields.
+    #[error("too many headers")]
+    TooManyHeaders,
+    /// Content-Length is not a number, or two differ.
+    #[error("bad content length")]
+    BadContentLength,
+    /// A chunk-size line is malformed.
+    #[error("bad chunk size")]
+    BadChunk,
+}
+
+impl HttpError {
+    /// Stable snake_case name for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HttpError::NotHttp => "not_http",
+            HttpError::BadStartLine => "bad_start_line",
+            HttpError::BadHeader => "bad_header",
+            HttpError::TooManyHeaders => "too_many_headers",
+            HttpError::BadContentLength => "bad_content_length",
+            HttpError::BadChunk => "bad_chunk",
+        }
+    }
+}
+
+/// Framing fields common to requests and responses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Framing {
+    /// `Content-Length`, when present.
+    pub content_length: Option<u64>,
+    /// `Transfer-Encoding` ends in `chunked`.
+    pub chunked: bool,
+    /// `Connection: close`.
+    pub close: bool,
+    /// `Connection: upgrade` (with an `Upgrade` field: the stream changes protocol after 101).
+    pub upgrade: bool,
+}
+
+/// An HTTP/1.x request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub method: &'a [u8],
+    /// Request target as sent (origin form, absolute form, authority or `*`).
+    pub target: &'a [u8],
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub host: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+    pub framing: Framing,
+    /// Bytes of the head, blank line included: the body starts here.
+    pub head_len: usize,
+}
+
+/// An HTTP/1.x response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response<'a> {
+    pub minor: u8,
+    /// Status code as sent (100..=999).
+    pub status: u16,
+    pub reason: &'a [u8],
+    pub framing: Framing,
+    /// Bytes of the head, blank line included: the body starts here.
+    pub head_len: usize,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The line at the start of `b` without its CRLF (or bare LF), and the length including it.
+fn line(b: &[u8]) -> Option<(&[u8], usize)> {
+    let lf = b.iter().position(|&c| c == b'\n')?;
+    let l = b.get(..lf)?;
+    let l = l.strip_suffix(b"\r").unwrap_or(l);
+    Some((l, lf + 1))
+}
+
+fn version_minor(v: &[u8]) -> Option<u8> {
+    match v {
+        b"HTTP/1.0" => Some(0),
+        b"HTTP/1.1" => Some(1),
+        _ => None,
+    }
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(s, |e| e + 1);
+    v.get(s..e).unwrap_or_default()
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn lists(v: &[u8], token: &[u8]) -> bool {
+    v.split(|&c| c == b',')
+        .any(|t| trim(t).eq_ignore_ascii_case(token))
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in v {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Header fields after the start line: fills the wanted ones, returns the head length or
+/// `None` when the blank line has not arrived yet.
+fn headers<'a>(
+    b: &'a [u8],
+    mut at: usize,
+    f: &mut Framing,
+    mut on_field: impl FnMut(&'a [u8], &'a [u8]),
+) -> Result<Option<usize>, HttpError> {
+    for _ in 0..=MAX_HEADERS {
+        let Some((l, n)) = b.get(at..).and_then(line) else {
+            return Ok(None);
+        };
+        at += n;
+        if l.is_empty() {
+            return Ok(Some(at));
+        }
+        let colon = l
+            .iter()
+            .position(|&c| c == b':')
+            .ok_or(HttpError::BadHeader)?;
+        let name = l.get(..colon).unwrap_or_default();
+        if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
+            return Err(HttpError::BadHeader);
+        }
+        let value = trim(l.get(colon + 1..).unwrap_or_default());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_u64(value).ok_or(HttpError::BadContentLength)?;
+            if f.content_length.is_some_and(|o| o != n) {
+                return Err(HttpError::BadContentLength);
+            }
+            f.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // Chunked only counts as the final coding (RFC 9112 §6.3).
+            f.chunked = value
+                .rsplit(|&c| c == b',')
+                .next()
+                .is_some_and(|t| trim(t).eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            f.close |= lists(value, b"close");
+            f.upgrade |= lists(value, b"upgrade");
+        } else {
+            on_field(name, value);
+        }
+    }
+    Err(HttpError::TooManyHeaders)
+}
+
+/// Whether `b` can still become a request line: a method token followed by a space.
+fn plausible_method(b: &[u8]) -> bool {
+    for (i, &c) in b.iter().enumerate().take(MAX_METHOD + 1) {
+        if c == b' ' {
+            return i > 0;
+        }
+        if !c.is_ascii_uppercase() && !(i > 0 && (c == b'-' || c == b'_')) {
+            return false;
+        }
+    }
+    b.len() <= MAX_METHOD
+}
+
+/// Parses a request head at the start of `b`; `Ok(None)` when more bytes are needed.
+///
+/// Methods are upper-case tokens (RFC 9110 methods are case-sensitive; every deployed one is
+/// upper case), which lets a non-HTTP stream be told apart in its first bytes.
+pub fn parse_request(b: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
+    if !plausible_method(b) {
+        return Err(HttpError::NotHttp);
+    }
+    let Some((l, n)) = line(b) else {
+        // A request line longer than any head kept is the caller's cap to enforce.
+        return Ok(None);
+    };
+    // Method up to the first space, version after the last: a target with spaces in it (attack
+    // tools send them; servers and tshark accept them) stays one target.
+    let sp1 = l.iter().position(|&c| c == b' ').unwrap_or(0);
+    let sp2 = l.iter().rposition(|&c| c == b' ').unwrap_or(0);
+    let method = l.get(..sp1).unwrap_or_default();
+    let target = trim(l.get(sp1 + 1..sp2).unwrap_or_default());
+    let version = l.get(sp2 + 1..).unwrap_or_default();
+    if sp2 <= sp1 || target.is_empty() {
+        return Err(HttpError::BadStartLine);
+    }
+    let minor = version_minor(version).ok_or(HttpError::BadStartLine)?;
+    let mut framing = Framing::default();
+    let (mut host, mut user_agent) = (None, None);
+    let Some(head_len) = headers(b, n, &mut framing, |name, value| {
+        if name.eq_ignore_ascii_case(b"host") {
+            host.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            user_agent.get_or_insert(value);
+        }
+    })?
+    else {
+        return Ok(None);
+    };
+    if minor == 0 {
+        // HTTP/1.0 closes unless asked otherwise; keep-alive 1.0 clients still say so.
+        framing.close |= !contains_keep_alive(b.get(..head_len).unwrap_or_default());
+    }
+    Ok(Some(Request {
+        method,
+        target,
+        minor,
+        host,
+        user_agent,
+        framing,
+        head_len,
+    }))
+}
+
+fn contains_keep_alive(head: &[u8]) -> bool {
+    head.windows(10)
+        .any(|w| w.eq_ignore_ascii_case(b"keep-alive"))
+}
+
+/// Parses a response head at the start of `b`; `Ok(None)` when more bytes are needed.
+pub fn parse_response(b: &[u8]) -> Result<Option<Response<'_>>, HttpError> {
+    let prefix = b"HTTP/1.";
+    let k = b.len().min(prefix.len());
+    if b.get(..k) != prefix.get(..k) {
+        return Err(HttpError::NotHttp);
+    }
+    let Some((l, n)) = line(b) else {
+        return Ok(None);
+    };
+    let minor = l
+        .get(..8)
+        .and_then(version_minor)
+        .ok_or(HttpError::BadStartLine)?;
+    let code = l.get(9..12).ok_or(HttpError::BadStartLine)?;
+    if l.get(8) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadStartLine);
+    }
+    let status = code.iter().fold(0u16, |a, &c| a * 10 + u16::from(c - b'0'));
+    if status < 100 {
+        return Err(HttpError::BadStartLine);
+    }
+    let reason = trim(l.get(12..).unwrap_or_default());
+    let mut framing = Framing::default();
+    let Some(head_len) = headers(b, n, &mut framing, |_, _| {})? else {
+        return Ok(None);
+    };
+    Ok(Some(Response {
+        minor,
+        status,
+        reason,
+        framing,
+        head_len,
+    }))
+}
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Fixed(u64),
+    /// Chunked transfer coding: read with [`chunk_line`].
+    Chunked,
+    /// Until the connection closes (responses without length).
+    UntilClose,
+}
+
+impl Request<'_> {
+    /// The body's delimitation (RFC 9112 §6.3): chunked wins over Content-Length; a request
+    /// with neither has none.
+    pub fn body(&self) -> BodyLength {
+        if self.framing.chunked {
+            BodyLength::Chunked
+        } else {
+            match self.framing.content_length {
+                Some(0) | None => BodyLength::None,
+                Some(n) => BodyLength::Fixed(n),
+            }
+        }
+    }
+
+    /// The target's path: without the query or fragment, and without scheme and authority in
+    /// absolute form (`http://host/p?q` → `/p`).
+    pub fn path(&self) -> &[u8] {
+        path_of(self.target)
+    }
+}
+
+/// The path of a request target (see [`Request::path`]).
+pub fn path_of(target: &[u8]) -> &[u8] {
+    let mut t = target;
+    if let Some(i) = t.windows(3).position(|w| w == b"://") {
+        let after = t.get(i + 3..).unwrap_or_default();
+        t = after
+            .iter()
+            .position(|&c| c == b'/')
+            .and_then(|s| after.get(s..))
+            .unwrap_or(b"/");
+    }
+    let end = t
+        .iter()
+        .position(|&c| c == b'?' || c == b'#')
+        .unwrap_or(t.len());
+    t.get(..end).unwrap_or_default()
+}
+
+impl Response<'_> {
+    /// The body's delimitation (RFC 9112 §6.3), given whether the request was `HEAD` or a
+    /// successful `CONNECT`'s tunnel is handled by the caller.
+    pub fn body(&self, request_was_head: bool) -> BodyLength {
+        if request_was_head || self.status < 200 || self.status == 204 || self.status == 304 {
+            BodyLength::None
+        } else if self.framing.chunked {
+            BodyLength::Chunked
+        } else {
+            match self.framing.content_length {
+                Some(0) => BodyLength::None,
+                Some(n) => BodyLength::Fixed(n),
+                None => BodyLength::UntilClose,
+            }
+        }
+    }
+}
+
+/// A chunk-size line at the start of `b`: `Ok(Some((size, line_len)))`, `Ok(None)` when the
+/// line is incomplete. The chunk's data and its CRLF follow the line (`size + 2` bytes); a
+/// size of 0 starts the trailer section, which ends at an empty line.
+pub fn chunk_line(b: &[u8]) -> Result<Option<(u64, usize)>, HttpError> {
+    let Some((l, n)) = line(b) else {
+        // Sizes with extensions fit in a few dozen bytes; a long line is not a chunk size.
+        return if b.len() > 1024 {
+            Err(HttpError::BadChunk)
+        } else {
+            Ok(None)
+        };
+    };
+    let hex_end = l
+        .iter()
+        .position(|c| !c.is_ascii_hexdigit())
+        .unwrap_or(l.len());
+    let hex = l.get(..hex_end).unwrap_or_default();
+    if hex.is_empty() || hex.len() > 15 {
+        return Err(HttpError::BadChunk);
+    }
+    let rest = trim(l.get(hex_end..).unwrap_or_default());
+    if !rest.is_empty() && rest.first() != Some(&b';') {
+        return Err(HttpError::BadChunk);
+    }
+    let size = hex.iter().fold(0u64, |a, &c| {
+        a << 4 | u64::from(char::from(c).to_digit(16).unwrap_or(0))
+    });
+    Ok(Some((size, n)))
+}
+
+/// The trailer section after a last chunk: its length (through the empty line), or `None`
+/// when incomplete.
+pub fn trailer_len(b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for _ in 0..=MAX_HEADERS {
+        let (l, n) = line(b.get(at..)?)?;
+        at += n;
+        if l.is_empty() {
+            return Some(at);
+        }
+    }
+    // Too many trailer lines: stop reading the body as if it ended here.
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests;
