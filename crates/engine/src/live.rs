@@ -98,7 +98,8 @@ pub enum EventKind {
 }
 
 /// One worker's share of a tap's input. Implementations: pcap file replay (here), AF_PACKET
-/// ring (through [`crate::afpacket::open_sources`]), later dnstap/sFlow/NetFlow listeners.
+/// ring (through [`crate::afpacket::open_sources`]), dnstap and flow export listeners
+/// (through [`crate::streams`]).
 pub trait PacketSource: Send {
     /// Waits up to `timeout` for frames; calls `sink` for each; returns how many, 0 on
     /// timeout. An error is fatal for this source.
