@@ -38,6 +38,8 @@ const BATCH_BYTES: usize = 256 * 1024;
 const QUEUE_DEPTH: usize = 64;
 /// How long the UDP thread waits for a datagram before handing on a partial batch.
 const UDP_FLUSH: Duration = Duration::from_millis(20);
+/// Receive buffer requested for a flow collector's socket.
+const UDP_RCVBUF: usize = 8 << 20;
 /// Bytes before a datagram in a flow batch: the exporter's family (4 or 6) and 16 address bytes.
 const EXPORTER_PREFIX: usize = 17;
 
@@ -415,7 +417,7 @@ pub fn flow_sources(
         .trim_matches(|c| c == '[' || c == ']')
         .parse()
         .map_err(|_| SourceError::Config(format!("invalid flow bind address '{bind}'")))?;
-    let socket = UdpSocket::bind(SocketAddr::new(ip, port))
+    let socket = bind_udp(SocketAddr::new(ip, port))
         .map_err(|e| SourceError::Config(format!("cannot listen on {ip}:{port}: {e}")))?;
     socket
         .set_read_timeout(Some(UDP_FLUSH))
@@ -441,6 +443,17 @@ pub fn flow_sources(
             thread: Some(thread),
         },
     ))
+}
+
+/// Binds the collector's socket with a large receive buffer: exporters send in bursts (a
+/// template refresh, a full cache flush), and what overflows the kernel's queue is lost
+/// unseen. The size is a request; the kernel may cap it (`net.core.rmem_max`).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(UDP_RCVBUF);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// The exporter's address as the 17 bytes that precede its datagram in a batch.
