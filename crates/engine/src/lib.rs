@@ -7,3 +7,4 @@ pub mod afpacket;
 pub mod live;
 pub mod offline;
 pub mod period;
+pub mod streams;

@@ -49,6 +49,9 @@ pub struct SourceStats {
     pub finished: bool,
     /// Why the source stopped, when it failed.
     pub error: Option<String>,
+    /// Counters of the source's own kind (a listener's connections, frames, errors), summed
+    /// by name over workers.
+    pub extra: Vec<(&'static str, u64)>,
 }
 
 impl SourceStats {
@@ -59,6 +62,12 @@ impl SourceStats {
         self.finished &= o.finished;
         if self.error.is_none() {
             self.error.clone_from(&o.error);
+        }
+        for (name, n) in &o.extra {
+            match self.extra.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => *v += n,
+                None => self.extra.push((name, *n)),
+            }
         }
     }
 }
@@ -77,8 +86,20 @@ pub enum SourceError {
     Config(String),
 }
 
+/// What a source's frames are: the worker decodes each kind its own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Link-layer frames (pcap files, live capture).
+    Packets,
+    /// Encoded dnstap messages, each prefixed by its flow hash (little endian, 8 bytes).
+    Dnstap,
+    /// Flow export datagrams, each prefixed by its exporter (see [`crate::streams`]).
+    Flow(analyzers::flow::FlowInput),
+}
+
 /// One worker's share of a tap's input. Implementations: pcap file replay (here), AF_PACKET
-/// ring (through [`crate::afpacket::open_sources`]), later dnstap/sFlow/NetFlow listeners.
+/// ring (through [`crate::afpacket::open_sources`]), dnstap and flow export listeners
+/// (through [`crate::streams`]).
 pub trait PacketSource: Send {
     /// Waits up to `timeout` for frames; calls `sink` for each; returns how many, 0 on
     /// timeout. An error is fatal for this source.
@@ -89,6 +110,10 @@ pub trait PacketSource: Send {
     ) -> Result<usize, SourceError>;
     /// Counters so far.
     fn stats(&mut self) -> SourceStats;
+    /// What the frames are (packets unless said otherwise).
+    fn kind(&self) -> EventKind {
+        EventKind::Packets
+    }
 }
 
 /// The keys a `pcap` tap accepts (pktvisor's list, plus `ring_size_mb`: the AF_PACKET ring
@@ -105,7 +130,17 @@ pub const PCAP_KEYS: [&str; 8] = [
 ];
 
 /// Input types this build can run.
-pub const INPUT_TYPES: [&str; 1] = ["pcap"];
+pub const INPUT_TYPES: [&str; 3] = ["pcap", "dnstap", "flow"];
+
+/// The config keys a tap of `input_type` accepts (empty for an unknown type).
+pub fn tap_keys(input_type: &str) -> &'static [&'static str] {
+    match input_type {
+        "pcap" => &PCAP_KEYS,
+        "dnstap" => &crate::streams::DNSTAP_KEYS,
+        "flow" => &crate::streams::FLOW_KEYS,
+        _ => &[],
+    }
+}
 
 /// Builds one source per worker for a tap's `input_type` and merged `config`.
 pub fn build_sources(
@@ -113,8 +148,11 @@ pub fn build_sources(
     config: &ConfigMap,
     workers: usize,
 ) -> Result<Vec<Box<dyn PacketSource>>, SourceError> {
-    if input_type != "pcap" {
-        return Err(SourceError::UnknownType(input_type.to_string()));
+    match input_type {
+        "pcap" => {}
+        "dnstap" => return crate::streams::dnstap_sources(config, workers),
+        "flow" => return crate::streams::flow_sources(config, workers),
+        _ => return Err(SourceError::UnknownType(input_type.to_string())),
     }
     config
         .validate_keys(&PCAP_KEYS)
@@ -667,7 +705,12 @@ impl Worker {
                     filter,
                     ..
                 } = inp;
-                let mut sink = |f: &Frame<'_>| process(pipeline, filter, f);
+                let kind = source.kind();
+                let mut sink = |f: &Frame<'_>| match kind {
+                    EventKind::Packets => process(pipeline, filter, f),
+                    EventKind::Dnstap => crate::streams::process_dnstap(pipeline, f),
+                    EventKind::Flow(input) => crate::streams::process_flow(pipeline, input, f),
+                };
                 match source.poll(POLL_TIMEOUT, &mut sink) {
                     Ok(n) => frames += n,
                     Err(e) => inp.error = Some(e.to_string()),
@@ -1122,7 +1165,7 @@ mod tests {
     fn unknown_tap_types_and_live_capture_are_errors() {
         let mut c = ConfigMap::new();
         assert!(matches!(
-            build_sources("dnstap", &c, 1),
+            build_sources("sctp", &c, 1),
             Err(SourceError::UnknownType(_))
         ));
         assert!(matches!(

@@ -161,12 +161,12 @@ fn admin_status_codes_and_policies_that_do_not_reset_each_other() {
             &agent,
             "/api/v1/taps",
             yaml,
-            "visor:\n  taps:\n    d:\n      input_type: dnstap\n",
+            "visor:\n  taps:\n    d:\n      input_type: netprobe\n",
             true
         ),
         (
             400,
-            r#"{"error":"Tap 'd' requires input stream type 'dnstap' which is not available"}"#
+            r#"{"error":"Tap 'd' requires input stream type 'netprobe' which is not available"}"#
                 .into()
         )
     );

@@ -218,7 +218,7 @@ impl Agent {
             )));
         }
         spec.config
-            .validate_keys(&engine::live::PCAP_KEYS)
+            .validate_keys(engine::live::tap_keys(&spec.input_type))
             .map_err(|e| AgentError::BadRequest(e.0))?;
         let name = spec.name.clone();
         self.taps.insert(name.clone(), TapEntry { spec, origin });
@@ -488,7 +488,7 @@ impl Agent {
                 )));
             }
             t.config
-                .validate_keys(&engine::live::PCAP_KEYS)
+                .validate_keys(engine::live::tap_keys(&t.input_type))
                 .map_err(|e| AgentError::BadRequest(e.0))?;
         }
         let api_taps = self
@@ -533,8 +533,15 @@ impl Agent {
             return Value::Null;
         };
         let stats = self.rt.source_stats(key).ok().flatten().unwrap_or_default();
+        // A stream tap's own counters (listener connections, frames, errors).
+        let listener: Map<String, Value> = stats
+            .extra
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), json!(v)))
+            .collect();
         json!({
             "input": {
+                "listener": listener,
                 "running": stats.error.is_none(),
                 "consumers": inp.policies.len(),
                 "packets": stats.received,
