@@ -741,6 +741,11 @@ fn feed<U>(
                 advance(h, n);
                 // Bytes the consumer has not seen yet (from absorbed pieces) call it again.
                 h.need = held + 1;
+                // Nothing left in hand: give the buffer back, so an idle keep-alive
+                // connection does not keep its last message's memory charged.
+                if h.filled == 0 && h.n_pieces == 0 {
+                    pool.release(h);
+                }
             }
         }
     }

@@ -307,7 +307,7 @@ impl CaptureFile {
     }
 
     /// Moves the unread bytes to the front of a fresh block (grown if one unit fills the
-    /// whole block) and reads until that block is full or the input ends.
+    /// whole block) and reads once into the rest of it (a pipe gives what it holds now).
     fn refill(&mut self) -> Result<(), InputError> {
         let unread = self.end - self.pos;
         let mut size = self.buf.len().max(BLOCK_SIZE);
@@ -342,8 +342,9 @@ impl CaptureFile {
         let Some(buf) = Arc::get_mut(&mut self.buf) else {
             return Ok(());
         };
-        // Fill the block (pipes and decompressors return short reads), so that a block
-        // carries many records whatever the source.
+        // One successful read per refill: a regular file fills the block in one call, while a
+        // pipe or FIFO (a live stream) hands over what it has now instead of holding records
+        // back until a whole block arrives.
         while self.end < buf.len() {
             let dst = buf.get_mut(self.end..).unwrap_or_default();
             match self.reader.read(dst) {
@@ -351,7 +352,10 @@ impl CaptureFile {
                     self.eof = true;
                     return Ok(());
                 }
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(InputError::Read {
