@@ -137,7 +137,10 @@ impl TemplateCache {
             .map(|b| &**b)
     }
 
-    /// Learns (or replaces) a template; an IPFIX withdrawal removes it.
+    /// Learns (or replaces) a template. An IPFIX withdrawal (RFC 7011 section 8.1) removes
+    /// the template it names, or every template (resp. options template) of the exporter's
+    /// domain for the withdraw-all id; withdrawing an unknown id is a no-op. Data sets of a
+    /// withdrawn template find no template until it is defined again.
     pub fn learn(
         &mut self,
         exporter: IpAddr,
@@ -149,12 +152,13 @@ impl TemplateCache {
             domain,
             id: def.id,
         };
+        if def.is_withdraw_all() {
+            self.withdraw_all(exporter, domain, def.options);
+            return Ok(());
+        }
         if def.is_withdrawal() {
             if self.templates.remove(&key).is_some() {
-                self.stats.withdrawn += 1;
-                if let Some(d) = self.domains.get_mut(&(exporter, domain)) {
-                    d.templates = d.templates.saturating_sub(1);
-                }
+                self.withdrawn(exporter, domain, 1);
             }
             return Ok(());
         }
@@ -186,6 +190,31 @@ impl TemplateCache {
             d.templates += 1;
         }
         Ok(())
+    }
+
+    /// Removes every template (`options` false) or every options template (`options` true)
+    /// of one exporter's domain. A walk over the whole table: withdraw-all is rare (an
+    /// exporter shutting down or resetting), so the table keeps no per-domain index for it.
+    fn withdraw_all(&mut self, exporter: IpAddr, domain: u32, options: bool) {
+        let before = self.templates.len();
+        self.templates.retain(|k, t| {
+            !(k.exporter == exporter && k.domain == domain && t.is_options() == options)
+        });
+        let removed = before - self.templates.len();
+        self.withdrawn(exporter, domain, removed);
+    }
+
+    /// Counts `n` templates withdrawn from a domain.
+    fn withdrawn(&mut self, exporter: IpAddr, domain: u32, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.stats.withdrawn += n as u64;
+        if let Some(d) = self.domains.get_mut(&(exporter, domain)) {
+            d.templates = d
+                .templates
+                .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        }
     }
 
     fn domain(&mut self, exporter: IpAddr, domain: u32) -> Option<&mut DomainState> {
@@ -292,6 +321,152 @@ mod tests {
         assert!(c.get(a, 1, 256).is_none());
         assert_eq!(c.stats().withdrawn, 1);
         assert_eq!(c.templates_of(a), 0);
+    }
+
+    /// Feeds every record of a hand-built IPFIX (options) template set body to the cache.
+    fn ipfix_set(c: &mut TemplateCache, a: IpAddr, domain: u32, body: &[u8], options: bool) {
+        for d in template_records(body, true, options) {
+            let _ = c.learn(a, domain, &d.unwrap());
+        }
+    }
+
+    /// IPFIX options template 258: scope observationDomainId (149), samplingInterval (34).
+    const O258: [u8; 14] = [1, 2, 0, 2, 0, 1, 0, 149, 0, 4, 0, 34, 0, 4];
+    /// IPFIX template 257: protocolIdentifier (4), 1 byte.
+    const T257: [u8; 8] = [1, 1, 0, 1, 0, 4, 0, 1];
+
+    /// Domain 1 of `a`: templates 256, 257 and options template 258; domain 2 of `a` and
+    /// domain 1 of `b`: template 256.
+    fn populated(a: IpAddr, b: IpAddr) -> TemplateCache {
+        let mut c = TemplateCache::new(TemplateConfig::default());
+        ipfix_set(&mut c, a, 1, &[&T256[..], &T257[..]].concat(), false);
+        ipfix_set(&mut c, a, 1, &O258, true);
+        ipfix_set(&mut c, a, 2, &T256, false);
+        ipfix_set(&mut c, b, 1, &T256, false);
+        assert_eq!((c.len(), c.templates_of(a), c.templates_of(b)), (5, 4, 1));
+        c
+    }
+
+    fn ips() -> (IpAddr, IpAddr) {
+        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+    }
+
+    #[test]
+    fn withdraw_one_template() {
+        let (a, b) = ips();
+        let mut c = populated(a, b);
+        // Two withdrawals in one set: 256 and the options template 258 (4 bytes each).
+        ipfix_set(&mut c, a, 1, &[1, 0, 0, 0, 0, 0], false);
+        ipfix_set(&mut c, a, 1, &[1, 2, 0, 0], true);
+        assert!(c.get(a, 1, 256).is_none());
+        assert!(c.get(a, 1, 258).is_none());
+        assert!(c.get(a, 1, 257).is_some());
+        // Other domains and exporters keep their template of the same id.
+        assert!(c.get(a, 2, 256).is_some());
+        assert!(c.get(b, 1, 256).is_some());
+        assert_eq!(c.stats().withdrawn, 2);
+        assert_eq!((c.len(), c.templates_of(a)), (3, 2));
+        // Defined again after the withdrawal: usable again.
+        ipfix_set(&mut c, a, 1, &T256, false);
+        assert_eq!(c.get(a, 1, 256).unwrap().min_record_len(), 8);
+        assert_eq!(c.templates_of(a), 3);
+    }
+
+    #[test]
+    fn withdraw_all_templates() {
+        let (a, b) = ips();
+        let mut c = populated(a, b);
+        ipfix_set(&mut c, a, 1, &[0, 2, 0, 0], false);
+        assert!(c.get(a, 1, 256).is_none());
+        assert!(c.get(a, 1, 257).is_none());
+        // Options templates are withdrawn only by their own withdraw-all.
+        assert!(c.get(a, 1, 258).is_some());
+        assert!(c.get(a, 2, 256).is_some());
+        assert!(c.get(b, 1, 256).is_some());
+        assert_eq!(c.stats().withdrawn, 2);
+        assert_eq!((c.len(), c.templates_of(a), c.templates_of(b)), (3, 2, 1));
+        // Again: nothing left to withdraw, nothing counted.
+        ipfix_set(&mut c, a, 1, &[0, 2, 0, 0], false);
+        assert_eq!(c.stats().withdrawn, 2);
+    }
+
+    #[test]
+    fn withdraw_all_options_templates() {
+        let (a, b) = ips();
+        let mut c = populated(a, b);
+        // With the zero scope count some exporters add, and padding.
+        ipfix_set(&mut c, a, 1, &[0, 3, 0, 0, 0, 0, 0, 0], true);
+        assert!(c.get(a, 1, 258).is_none());
+        assert!(c.get(a, 1, 256).is_some());
+        assert!(c.get(a, 1, 257).is_some());
+        assert_eq!(c.stats().withdrawn, 1);
+        assert_eq!((c.len(), c.templates_of(a)), (4, 3));
+    }
+
+    #[test]
+    fn withdraw_unknown_id() {
+        let (a, b) = ips();
+        let mut c = populated(a, b);
+        let w = [3u8, 231, 0, 0];
+        assert_eq!(c.learn(a, 1, &def(&w)), Ok(()));
+        // The right id of another exporter or domain is unknown here too.
+        let mut d = populated(a, b);
+        ipfix_set(&mut d, b, 7, &[1, 0, 0, 0], false);
+        ipfix_set(&mut d, b, 7, &[0, 2, 0, 0], false);
+        ipfix_set(&mut d, b, 7, &[0, 3, 0, 0], true);
+        for x in [&c, &d] {
+            assert_eq!(x.stats().withdrawn, 0);
+            assert_eq!((x.len(), x.templates_of(a), x.templates_of(b)), (5, 4, 1));
+        }
+    }
+
+    #[test]
+    fn netflow_v9_has_no_withdrawal() {
+        let (a, _) = ips();
+        let mut c = TemplateCache::new(TemplateConfig::default());
+        let t = template_records(&T256, false, false)
+            .next()
+            .unwrap()
+            .unwrap();
+        c.learn(a, 0, &t).unwrap();
+        let w = template_records(&[1, 0, 0, 0], false, false)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(matches!(c.learn(a, 0, &w), Err(Refusal::Invalid(_))));
+        // v9's "withdraw-all" id is padding: nothing is read.
+        assert_eq!(template_records(&[0, 2, 0, 0], false, false).count(), 0);
+        assert!(c.get(a, 0, 256).is_some());
+        assert_eq!(c.stats().withdrawn, 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Any template set body, of either kind and format, learned and withdrawn in any
+        /// order: no panic, and the per-domain counts stay equal to what the table holds.
+        #[test]
+        fn arbitrary_template_sets_keep_counts(
+            sets in proptest::collection::vec(
+                (proptest::prelude::any::<bool>(), proptest::prelude::any::<bool>(), 0u32..3,
+                 proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)),
+                0..12,
+            )
+        ) {
+            let a: IpAddr = "192.0.2.1".parse().unwrap();
+            let mut c = TemplateCache::new(TemplateConfig { max_templates: 8, ..TemplateConfig::default() });
+            for (ipfix, options, domain, body) in &sets {
+                // Short bodies rarely start with an id >= 256: bias the first byte.
+                let mut body = body.clone();
+                if let Some(b) = body.first_mut() {
+                    *b %= 4;
+                }
+                for d in template_records(&body, *ipfix, *options).flatten() {
+                    let _ = c.learn(a, *domain, &d);
+                }
+                proptest::prop_assert_eq!(c.len() as u64, c.templates_of(a));
+                proptest::prop_assert!(c.len() <= 8);
+            }
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Health {
     pub malformed: u64,
     /// Templates the exporter holds now, when this datagram changed them.
     pub templates: Option<u64>,
+    /// Templates the datagram withdrew (IPFIX).
+    pub template_withdrawals: u64,
 }
 
 /// What the decoder reports.
@@ -142,6 +144,7 @@ impl FlowDecoder {
             }
             Version::V9 | Version::Ipfix => {
                 let ipfix = d.version == Version::Ipfix;
+                let withdrawn_before = self.templates.stats().withdrawn;
                 let mut data_records = 0u32;
                 let mut skipped = false;
                 let mut learned = false;
@@ -216,6 +219,7 @@ impl FlowDecoder {
                 if learned {
                     h.templates = Some(self.templates.templates_of(exporter));
                 }
+                h.template_withdrawals = self.templates.stats().withdrawn - withdrawn_before;
             }
         }
         out(Event::Health(exporter, h));

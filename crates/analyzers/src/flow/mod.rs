@@ -293,6 +293,8 @@ struct Device {
     templates: u64,
     /// Data sets skipped because their template was not (yet) known.
     missing_templates: u64,
+    /// Templates the device withdrew (IPFIX).
+    template_withdrawals: u64,
     /// Export units lost, from sequence numbers: datagrams (sFlow, NetFlow v9) or flow
     /// records (NetFlow v5/v7, IPFIX).
     sequence_lost: u64,
@@ -327,6 +329,7 @@ impl Bucket for FlowBucket {
             d.datagrams += od.datagrams;
             d.templates = d.templates.max(od.templates);
             d.missing_templates += od.missing_templates;
+            d.template_withdrawals += od.template_withdrawals;
             d.sequence_lost = d.sequence_lost.saturating_add(od.sequence_lost);
             d.malformed += od.malformed;
             for dir in 0..2 {
@@ -489,6 +492,7 @@ impl FlowHandler {
                 if let Some(d) = device_mut(bucket, limits.max_devices, device) {
                     d.datagrams += h.datagrams;
                     d.missing_templates += h.missing_templates;
+                    d.template_withdrawals += h.template_withdrawals;
                     d.sequence_lost = d.sequence_lost.saturating_add(h.sequence_lost);
                     d.malformed += h.malformed;
                     if let Some(t) = h.templates {
@@ -573,6 +577,11 @@ impl FlowHandler {
                         "exporter_missing_templates",
                         "Data sets skipped because their template was unknown",
                         d.missing_templates,
+                    ),
+                    (
+                        "exporter_template_withdrawals",
+                        "Templates the device withdrew (IPFIX)",
+                        d.template_withdrawals,
                     ),
                     (
                         "exporter_sequence_lost",

@@ -38,9 +38,16 @@ pub struct TemplateDef<'a> {
 }
 
 impl<'a> TemplateDef<'a> {
-    /// True for an IPFIX template withdrawal (a template record with no fields).
+    /// True for an IPFIX template withdrawal (a template record with no fields, RFC 7011
+    /// section 8.1). NetFlow v9 has no withdrawal: there such a record is just malformed.
     pub fn is_withdrawal(&self) -> bool {
         self.ipfix && self.field_count == 0
+    }
+
+    /// True for an IPFIX withdrawal of every template (`id` 2, in a template set) or every
+    /// options template (`id` 3, in an options template set) of the exporter's domain.
+    pub fn is_withdraw_all(&self) -> bool {
+        self.is_withdrawal() && self.id < 256
     }
 
     /// The field specifiers.
@@ -114,6 +121,29 @@ impl<'a> Iterator for TemplateRecords<'a> {
             (true, false) => 6,
             (false, _) => 4,
         };
+        // IPFIX withdrawals (RFC 7011 section 8.1) are 4 bytes (template id, field count 0)
+        // in both kinds of set, and id 2 (template set) or 3 (options template set) withdraws
+        // them all; they are told apart before the padding test because of those ids.
+        if self.ipfix && self.rest.len() >= 4 && be16(self.rest, 2) == 0 {
+            let id = be16(self.rest, 0);
+            let all_id = if self.options { 3 } else { 2 };
+            if id >= 256 || id == all_id {
+                self.rest = &self.rest[4..];
+                // Some exporters write an options withdrawal with a (zero) scope count: two
+                // zero bytes that cannot start a record (ids start at 256) are skipped.
+                if self.options && self.rest.len() >= 2 && be16(self.rest, 0) == 0 {
+                    self.rest = &self.rest[2..];
+                }
+                return Some(Ok(TemplateDef {
+                    id,
+                    field_count: 0,
+                    scope_count: 0,
+                    options: self.options,
+                    ipfix: true,
+                    fields: &[],
+                }));
+            }
+        }
         // Padding at the end of a set is shorter than a record header, or zeros (template
         // ids start at 256).
         if self.rest.len() < hdr || be16(self.rest, 0) < 256 {
@@ -622,6 +652,41 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(w.is_withdrawal());
+    }
+
+    #[test]
+    fn ipfix_withdrawal_records() {
+        let ids = |body: &[u8], ipfix: bool, options: bool| -> Vec<(u16, bool, bool)> {
+            template_records(body, ipfix, options)
+                .flatten()
+                .map(|d| (d.id, d.is_withdrawal(), d.is_withdraw_all()))
+                .collect()
+        };
+        // Two withdrawals of one template each, then padding.
+        assert_eq!(
+            ids(&[1, 44, 0, 0, 1, 45, 0, 0, 0, 0], true, false),
+            [(300, true, false), (301, true, false)]
+        );
+        // Withdraw-all: id 2 in a template set, 3 in an options template set.
+        assert_eq!(ids(&[0, 2, 0, 0], true, false), [(2, true, true)]);
+        assert_eq!(ids(&[0, 3, 0, 0], true, true), [(3, true, true)]);
+        // The other kind's all-id is padding, not a withdrawal.
+        assert!(ids(&[0, 3, 0, 0], true, false).is_empty());
+        assert!(ids(&[0, 2, 0, 0], true, true).is_empty());
+        // Options withdrawals: 4 bytes each, or 6 with a zero scope count.
+        assert_eq!(
+            ids(&[1, 44, 0, 0, 1, 45, 0, 0, 0, 0, 1, 46, 0, 0], true, true),
+            [(300, true, false), (301, true, false), (302, true, false)]
+        );
+        // NetFlow v9 has no withdrawal: a record without fields is not one, and ids below 256
+        // are padding.
+        let v9 = template_records(&[1, 44, 0, 0], false, false)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(!v9.is_withdrawal());
+        assert!(Template::from_def(&v9).is_err());
+        assert!(ids(&[0, 2, 0, 0], false, false).is_empty());
     }
 
     #[test]
