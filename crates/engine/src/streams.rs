@@ -6,6 +6,10 @@
 //! and response of a transaction), export datagrams by exporter (its templates and sequence
 //! numbers). This is the glue between the listeners and [`PacketSource`]; the decoding is the
 //! analyzers' (`Pipeline::process_dnstap`, `Pipeline::process_flow`).
+//!
+//! Losses are counted where they happen: records a full worker queue refused (`queue_drops`)
+//! and, for flow taps, datagrams the kernel dropped because the socket's receive queue was
+//! full (`socket_drops`, the socket's own drop counter); both are the source's `kernel_drops`.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -27,8 +31,9 @@ use crate::live::{EventKind, Frame, PacketSource, SourceError, SourceStats, now_
 
 /// The keys a `dnstap` tap accepts (pktvisor's, without `dnstap_file`: files are `read`'s).
 pub const DNSTAP_KEYS: [&str; 3] = ["socket", "tcp", "only_hosts"];
-/// The keys a `flow` tap accepts (pktvisor's, without `pcap_file`: files are `read`'s).
-pub const FLOW_KEYS: [&str; 3] = ["flow_type", "bind", "port"];
+/// The keys a `flow` tap accepts (pktvisor's, without `pcap_file`: files are `read`'s), and
+/// `rcvbuf`, the socket receive buffer in bytes.
+pub const FLOW_KEYS: [&str; 4] = ["flow_type", "bind", "port", "rcvbuf"];
 
 /// Records per batch before it is sent.
 const BATCH_RECORDS: usize = 256;
@@ -38,8 +43,8 @@ const BATCH_BYTES: usize = 256 * 1024;
 const QUEUE_DEPTH: usize = 64;
 /// How long the UDP thread waits for a datagram before handing on a partial batch.
 const UDP_FLUSH: Duration = Duration::from_millis(20);
-/// Receive buffer requested for a flow collector's socket.
-const UDP_RCVBUF: usize = 8 << 20;
+/// Receive buffer requested for a flow collector's socket unless its tap sets `rcvbuf`.
+pub const UDP_RCVBUF: usize = 8 << 20;
 /// Bytes before a datagram in a flow batch: the exporter's family (4 or 6) and 16 address bytes.
 const EXPORTER_PREFIX: usize = 17;
 
@@ -128,6 +133,8 @@ impl Shards {
 enum Producer {
     Dnstap(ListenerHandle),
     Udp {
+        /// The collector's socket, shared with its reader thread (for its drop counter).
+        socket: Arc<UdpSocket>,
         stop: Arc<AtomicBool>,
         thread: Option<JoinHandle<()>>,
     },
@@ -135,7 +142,7 @@ enum Producer {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if let Producer::Udp { stop, thread } = self {
+        if let Producer::Udp { stop, thread, .. } = self {
             stop.store(true, Ordering::Relaxed);
             if let Some(t) = thread.take() {
                 let _ = t.join();
@@ -153,6 +160,10 @@ pub struct StreamSource {
     shared: Arc<Shared>,
     producer: Arc<Producer>,
     received: u64,
+    /// The socket's drop counter when last read (it is 32 bits and wraps) and the drops
+    /// counted so far (worker 0 of a flow tap only).
+    socket_drops_raw: u32,
+    socket_drops: u64,
 }
 
 impl PacketSource for StreamSource {
@@ -195,11 +206,12 @@ impl PacketSource for StreamSource {
         let mut s = SourceStats {
             received: self.received,
             kernel_drops: drops,
+            extra: vec![("queue_drops", drops)],
             ..SourceStats::default()
         };
         // The producer is shared: only worker 0 reports it, so sums over workers stay right.
         if self.index == 0 {
-            s.extra = match &*self.producer {
+            let producer = match &*self.producer {
                 Producer::Dnstap(h) => {
                     let l = h.stats();
                     let errors: u64 = l.errors().iter().map(|(_, n)| n).sum();
@@ -211,11 +223,24 @@ impl PacketSource for StreamSource {
                         ("errors", errors + l.accept_errors),
                     ]
                 }
-                Producer::Udp { .. } => vec![
-                    ("datagrams", self.shared.datagrams.load(Ordering::Relaxed)),
-                    ("errors", self.shared.recv_errors.load(Ordering::Relaxed)),
-                ],
+                Producer::Udp { socket, .. } => {
+                    if let Some(raw) = socket_drops(socket) {
+                        self.socket_drops += u64::from(raw.wrapping_sub(self.socket_drops_raw));
+                        self.socket_drops_raw = raw;
+                    }
+                    s.kernel_drops += self.socket_drops;
+                    let rcvbuf = socket2::SockRef::from(&**socket)
+                        .recv_buffer_size()
+                        .map_or(0, |n| n as u64);
+                    vec![
+                        ("datagrams", self.shared.datagrams.load(Ordering::Relaxed)),
+                        ("errors", self.shared.recv_errors.load(Ordering::Relaxed)),
+                        ("socket_drops", self.socket_drops),
+                        ("rcvbuf", rcvbuf),
+                    ]
+                }
             };
+            s.extra.extend(producer);
         }
         s
     }
@@ -268,6 +293,8 @@ fn sources(
                 shared: shared.clone(),
                 producer: producer.clone(),
                 received: 0,
+                socket_drops_raw: 0,
+                socket_drops: 0,
             }) as Box<dyn PacketSource>
         })
         .collect()
@@ -417,17 +444,40 @@ pub fn flow_sources(
         .trim_matches(|c| c == '[' || c == ']')
         .parse()
         .map_err(|_| SourceError::Config(format!("invalid flow bind address '{bind}'")))?;
-    let socket = bind_udp(SocketAddr::new(ip, port))
+    let rcvbuf = match text(config, "rcvbuf") {
+        None => UDP_RCVBUF,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 && i32::try_from(n).is_ok() => n,
+            _ => {
+                return Err(SourceError::Config(format!(
+                    "invalid flow rcvbuf '{v}', specify bytes between 1 and 2147483647"
+                )));
+            }
+        },
+    };
+    let socket = bind_udp(SocketAddr::new(ip, port), rcvbuf)
         .map_err(|e| SourceError::Config(format!("cannot listen on {ip}:{port}: {e}")))?;
+    start_flow(socket, input, workers)
+}
+
+/// Starts a flow tap on a bound socket: its reader thread and one source per worker. Apart
+/// so a test can queue datagrams on the socket before anything reads it.
+fn start_flow(
+    socket: UdpSocket,
+    input: FlowInput,
+    workers: usize,
+) -> Result<Vec<Box<dyn PacketSource>>, SourceError> {
     socket
         .set_read_timeout(Some(UDP_FLUSH))
         .map_err(|e| SourceError::Config(e.to_string()))?;
+    let socket = Arc::new(socket);
     let workers = workers.max(1);
     let (shards, receivers, free) = channels(workers);
     let shared = shards.shared.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
+        let socket = socket.clone();
         std::thread::Builder::new()
             .name("wirelens-flow".into())
             .spawn(move || udp_loop(&socket, shards, &stop))
@@ -439,21 +489,72 @@ pub fn flow_sources(
         &free,
         &shared,
         Producer::Udp {
+            socket,
             stop,
             thread: Some(thread),
         },
     ))
 }
 
-/// Binds the collector's socket with a large receive buffer: exporters send in bursts (a
-/// template refresh, a full cache flush), and what overflows the kernel's queue is lost
-/// unseen. The size is a request; the kernel may cap it (`net.core.rmem_max`).
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// Binds the collector's socket with a large receive buffer (`rcvbuf` bytes): exporters send
+/// in bursts (a template refresh, a full cache flush), and what overflows the kernel's queue
+/// is lost (and counted, see [`socket_drops`]). The size is a request; the kernel doubles it
+/// for its bookkeeping and caps it at `net.core.rmem_max`.
+fn bind_udp(addr: SocketAddr, rcvbuf: usize) -> std::io::Result<UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    let _ = socket.set_recv_buffer_size(UDP_RCVBUF);
+    let _ = socket.set_recv_buffer_size(rcvbuf);
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+/// `SO_MEMINFO` (Linux 4.6), which `libc` does not export: its value in the generic socket
+/// option table, and SPARC's own.
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "sparc", target_arch = "sparc64"))
+))]
+const SO_MEMINFO: libc::c_int = 55;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "sparc", target_arch = "sparc64")
+))]
+const SO_MEMINFO: libc::c_int = 0x39;
+
+/// The socket's drop counter (`SK_MEMINFO_DROPS` of `SO_MEMINFO`, what `/proc/net/udp`
+/// shows as `drops`): datagrams the kernel discarded for this socket, mostly because its
+/// receive queue was full. Read when stats are sampled rather than per datagram from
+/// `SO_RXQ_OVFL` control messages: the count those carry is the one when the datagram was
+/// queued, so drops after the last queued datagram would stay unseen until the next one
+/// arrives. `None` when the kernel does not tell.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // getsockopt(SO_MEMINFO) has no safe wrapper in std, socket2 or libc.
+fn socket_drops(socket: &UdpSocket) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let drops = libc::SK_MEMINFO_DROPS as usize;
+    let mut info = [0u32; 16];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is a live, writable buffer of `len` bytes for the whole call and `len`
+    // a live socklen_t; the kernel writes at most `len` bytes and stores how many in `len`.
+    // The descriptor belongs to `socket`, which is borrowed (open) for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || (len as usize) < (drops + 1) * size_of::<u32>() {
+        return None;
+    }
+    info.get(drops).copied()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn socket_drops(_socket: &UdpSocket) -> Option<u32> {
+    None
 }
 
 /// The exporter's address as the 17 bytes that precede its datagram in a batch.
@@ -569,6 +670,94 @@ mod tests {
         assert_eq!(e, "flow config must specify port and bind");
         let e = config_error(flow_sources(&cfg(&[("flow_type", "x")]), 1));
         assert!(e.starts_with("invalid flow_type \"x\""), "{e}");
+        for bad in ["0", "abc", "-1", "4294967296"] {
+            let c = cfg(&[("bind", "127.0.0.1"), ("port", "0"), ("rcvbuf", bad)]);
+            let e = config_error(flow_sources(&c, 1));
+            assert!(
+                e.starts_with(&format!("invalid flow rcvbuf '{bad}'")),
+                "{e}"
+            );
+        }
+    }
+
+    /// Datagrams of `len` bytes sent to `to`, as fast as the sender goes.
+    fn burst(to: SocketAddr, n: usize, len: usize) {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut d = vec![0u8; len];
+        for i in 0..n {
+            d[..4].copy_from_slice(&(i as u32).to_be_bytes());
+            tx.send_to(&d, to).unwrap();
+        }
+    }
+
+    fn extra(st: &SourceStats, name: &str) -> u64 {
+        st.extra
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or_else(|| panic!("no {name} in {st:?}"), |(_, v)| *v)
+    }
+
+    /// A burst into a small receive buffer nobody reads: what the queue did not take is
+    /// exactly the socket's drop counter.
+    #[test]
+    fn socket_drops_count_what_the_queue_refused() {
+        let rx = bind_udp("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
+        let sent = 400;
+        burst(rx.local_addr().unwrap(), sent, 200);
+        rx.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut got = 0u64;
+        while rx.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        let drops = u64::from(socket_drops(&rx).unwrap());
+        assert!(got > 0 && drops > 0, "got {got}, drops {drops}");
+        assert_eq!(got + drops, sent as u64);
+    }
+
+    /// A flow tap whose reader starts after a burst filled its socket: every datagram is
+    /// either handed to the worker or counted as a socket drop, in the tap's stats.
+    #[test]
+    fn flow_tap_counts_socket_drops() {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
+        let sent = 400u64;
+        burst(socket.local_addr().unwrap(), sent as usize, 200);
+        let mut srcs = start_flow(socket, FlowInput::Netflow, 1).unwrap();
+        let mut polled = 0u64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let st = loop {
+            polled += srcs[0]
+                .poll(Duration::from_millis(20), &mut |_| {})
+                .unwrap() as u64;
+            let st = srcs[0].stats();
+            let accounted = extra(&st, "datagrams") + extra(&st, "socket_drops");
+            if accounted >= sent && polled == extra(&st, "datagrams") {
+                break st;
+            }
+            assert!(std::time::Instant::now() < deadline, "{st:?}");
+        };
+        let drops = extra(&st, "socket_drops");
+        assert!(drops > 0, "{st:?}");
+        assert_eq!(st.received + drops, sent, "{st:?}");
+        assert_eq!(extra(&st, "queue_drops"), 0);
+        assert_eq!(st.kernel_drops, drops);
+        // The kernel doubles the request (and has a floor): about 8 KiB.
+        let rcvbuf = extra(&st, "rcvbuf");
+        assert!((4096..=16384).contains(&rcvbuf), "{rcvbuf}");
+    }
+
+    /// `rcvbuf` sets the socket's receive buffer.
+    #[test]
+    fn flow_tap_rcvbuf_is_configurable() {
+        let c = cfg(&[("bind", "127.0.0.1"), ("port", "0"), ("rcvbuf", "65536")]);
+        let mut srcs = flow_sources(&c, 2).unwrap();
+        let st = srcs[0].stats();
+        let rcvbuf = extra(&st, "rcvbuf");
+        assert!((65536..=131072).contains(&rcvbuf), "{rcvbuf}");
+        assert_eq!(extra(&st, "socket_drops"), 0);
+        // Worker 1 reports only its own queue.
+        let st1 = srcs[1].stats();
+        assert_eq!(st1.extra, vec![("queue_drops", 0)]);
     }
 
     /// Datagrams sent to a flow tap reach the worker of their exporter, with its address.
