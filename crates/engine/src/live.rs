@@ -616,7 +616,7 @@ struct WorkerInput {
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl WorkerInput {
-    /// Adds the drops since the last sample to the live bucket of every `pcap` handler
+    /// Adds the drops since the last sample to the live bucket of every `pcap` and `flow` handler
     /// (pktvisor's `os_drops`, `if_drops`: deltas of the source's monotonic counters).
     fn sample_drops(&mut self) {
         self.stats_at = std::time::Instant::now();
@@ -629,10 +629,15 @@ impl WorkerInput {
         }
         for p in &mut self.pipeline.policies {
             for h in &mut p.handlers {
-                if let analyzers::pipeline::HandlerKind::Pcap(pc) = &mut h.kind {
-                    let live = pc.window.live();
-                    live.os_drops += os;
-                    live.if_drops += ifd;
+                match &mut h.kind {
+                    analyzers::pipeline::HandlerKind::Pcap(pc) => {
+                        let live = pc.window.live();
+                        live.os_drops += os;
+                        live.if_drops += ifd;
+                    }
+                    // A flow tap's socket and queue drops are datagrams the handler never saw.
+                    analyzers::pipeline::HandlerKind::Flow(f) => f.window.live().os_drops += os,
+                    _ => {}
                 }
             }
         }

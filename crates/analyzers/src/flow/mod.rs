@@ -311,6 +311,9 @@ pub struct FlowBucket {
     devices: HashMap<IpAddr, Box<Device>, Fixed>,
     /// Datagrams that were not a decodable export at all (pktvisor's `packet_errors`).
     pub packet_errors: u64,
+    /// Datagrams a live tap dropped before decoding: its socket's receive queue or a worker
+    /// queue was full (the `pcap` handler's `os_drops`, for flow taps).
+    pub os_drops: u64,
     /// Records of devices beyond `max_devices`.
     pub devices_refused: u64,
     /// Records of interfaces beyond `max_interfaces` on their device.
@@ -320,6 +323,7 @@ pub struct FlowBucket {
 impl Bucket for FlowBucket {
     fn merge(&mut self, o: &Self) {
         self.packet_errors += o.packet_errors;
+        self.os_drops += o.os_drops;
         self.devices_refused += o.devices_refused;
         self.interfaces_refused += o.interfaces_refused;
         for (ip, od) in &o.devices {
@@ -521,6 +525,11 @@ impl FlowHandler {
             &["packet_errors"],
             "Export datagrams that could not be decoded",
             b.packet_errors,
+        );
+        e.int(
+            &["os_drops"],
+            "Export datagrams dropped before decoding (socket receive queue or worker queue full)",
+            b.os_drops,
         );
         if b.devices_refused > 0 || b.interfaces_refused > 0 {
             e.int(
