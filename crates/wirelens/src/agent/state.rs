@@ -511,12 +511,25 @@ impl Agent {
     /// pktvisor's tap info.
     pub fn tap_json(&self, name: &str) -> Option<Value> {
         let t = &self.taps.get(name)?.spec;
-        Some(json!({
+        let policies = self
+            .policies
+            .values()
+            .filter(|p| p.instances.iter().any(|i| i.tap == name))
+            .count();
+        let mut v = json!({
             "input_type": t.input_type,
             "interface": "visor.module.input/1.0",
             "config": config_json(&t.config),
             "tags": config_json(&t.tags),
-        }))
+            "policies": policies,
+        });
+        // A tap only describes an input (as in pktvisord): say why nothing is collected.
+        if policies == 0 {
+            v["warning"] = json!(
+                "no policy uses this tap: its input is not started and nothing is collected until a policy selects it"
+            );
+        }
+        Some(v)
     }
 
     pub fn taps_json(&self) -> Value {
