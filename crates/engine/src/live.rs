@@ -955,7 +955,7 @@ mod tests {
         e.metrics
             .iter()
             .find_map(|m| match (&m.json_path[..], &m.value) {
-                (["total"], Value::Int(n)) => Some(*n),
+                ([p], Value::Int(n)) if p == "total" => Some(*n),
                 _ => None,
             })
     }
@@ -1078,7 +1078,7 @@ mod tests {
             .metrics
             .iter()
             .find_map(|m| match (&m.json_path[..], &m.value) {
-                (["os_drops"], Value::Int(n)) => Some(*n),
+                ([p], Value::Int(n)) if p == "os_drops" => Some(*n),
                 _ => None,
             });
         assert_eq!(os, Some(6));

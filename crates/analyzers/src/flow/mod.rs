@@ -18,7 +18,7 @@ use wire::netflow::{FlowL3, FlowRecord};
 
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
 use crate::event::{Cidr, parse_cidr};
-use crate::export::{Export, Metric, TopItem, Value};
+use crate::export::{Export, Metric, Name, TopItem, Value};
 use crate::window::{Bucket, Window};
 
 pub use decode::{FlowDecoder, FlowInput};
@@ -533,11 +533,12 @@ impl FlowHandler {
         let mut devices: Vec<(&IpAddr, &Box<Device>)> = b.devices.iter().collect();
         devices.sort_by_key(|(ip, _)| **ip);
         for (ip, d) in devices {
-            let dev = intern(&ip.to_string());
-            let dev_labels = vec![("device", dev)];
+            // Names from the traffic are owned by the export: nothing outlives it.
+            let dev = Name::Owned(ip.to_string());
+            let dev_labels = vec![("device", dev.clone())];
             let dev_metric = |e: &mut Export, name: &'static str, help, value| {
                 e.metrics.push(Metric {
-                    json_path: vec!["devices", dev, name],
+                    json_path: vec![Name::Borrowed("devices"), dev.clone(), Name::Borrowed(name)],
                     prom_name: name.to_string(),
                     help,
                     labels: dev_labels.clone(),
@@ -608,12 +609,16 @@ impl FlowHandler {
             let mut ifaces: Vec<(&u32, &Box<Interface>)> = d.interfaces.iter().collect();
             ifaces.sort_by_key(|(k, _)| **k);
             for (idx, i) in ifaces {
-                let ifname = intern(&idx.to_string());
-                let di = intern(&format!("{dev}|{ifname}"));
-                let labels = vec![("device_interface", di)];
+                let ifname = Name::Owned(idx.to_string());
+                let labels = vec![("device_interface", Name::Owned(format!("{dev}|{ifname}")))];
                 let put = |e: &mut Export, path: &[&'static str], help, value| {
-                    let mut json_path = vec!["devices", dev, "interfaces", ifname];
-                    json_path.extend_from_slice(path);
+                    let mut json_path = vec![
+                        Name::Borrowed("devices"),
+                        dev.clone(),
+                        Name::Borrowed("interfaces"),
+                        ifname.clone(),
+                    ];
+                    json_path.extend(path.iter().map(|s| Name::Borrowed(s)));
                     e.metrics.push(Metric {
                         json_path,
                         prom_name: path.join("_"),
@@ -1130,24 +1135,6 @@ fn ecn_name(v: usize) -> String {
     .to_string()
 }
 
-/// Device and interface names as `'static` strings for the export model (whose paths and
-/// labels are static). Each distinct name is stored once for the life of the process; the
-/// set is bounded by the device and interface caps.
-fn intern(s: &str) -> &'static str {
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
-    let mut set = NAMES
-        .get_or_init(|| Mutex::new(BTreeSet::new()))
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(k) = set.get(s) {
-        return k;
-    }
-    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-    set.insert(leaked);
-    leaked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1318,6 +1305,38 @@ mod tests {
         let mut bad = ConfigMap::new();
         bad.set("bogus", crate::config::ConfigValue::Bool(true));
         assert!(FlowHandler::new(&bad, WindowConfig::default(), &[], &[]).is_err());
+    }
+
+    /// Device and interface names come from the traffic: the export owns them (they are freed
+    /// with it), so a long-running agent seeing ever new exporters keeps no name forever.
+    #[test]
+    fn traffic_names_are_owned_by_the_export() {
+        let mut h = handler(&ConfigMap::new(), &[]);
+        for i in 0..50u8 {
+            let exp = IpAddr::from([198, 51, 100, i]);
+            h.on_datagram(FlowInput::Netflow, exp, &v5(1, 0, 0));
+        }
+        let e = h.export(h.window.get(0).unwrap());
+        let mut devices = BTreeSet::new();
+        for m in e.metrics.iter().filter(|m| m.json_path[0] == "devices") {
+            assert!(
+                matches!(m.json_path[1], Name::Owned(_)),
+                "{:?}",
+                m.json_path
+            );
+            devices.insert(m.json_path[1].to_string());
+            if m.json_path.get(2).is_some_and(|p| p == "interfaces") {
+                assert!(matches!(m.json_path[3], Name::Owned(_)));
+                let (k, v) = &m.labels[0];
+                assert_eq!(*k, "device_interface");
+                assert!(matches!(v, Name::Owned(_)));
+                assert_eq!(v.as_ref(), format!("{}|{}", m.json_path[1], m.json_path[3]));
+            } else {
+                assert!(matches!(&m.labels[0], ("device", Name::Owned(_))));
+            }
+        }
+        assert_eq!(devices.len(), 50);
+        assert!(devices.contains("198.51.100.49"));
     }
 
     #[test]
