@@ -154,6 +154,30 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         }
     }
 
+    /// Loads the table word and the entry (if any) where `hash` probes first, and returns
+    /// something derived from them. A record updates a dozen summaries whose tables are far
+    /// apart in memory; touching them all before updating any lets the processor fetch them
+    /// in parallel instead of one cache miss after another. No effect on the state.
+    #[inline]
+    #[must_use]
+    pub fn warm(&self, hash: u64) -> u64 {
+        let mask = self.table.len().wrapping_sub(1);
+        let t = self
+            .table
+            .get(hash as u32 as usize & mask)
+            .copied()
+            .unwrap_or(0);
+        let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
+        let c = self.entries.get(i).map_or(0, |e| e.count[0]);
+        // The next free entry, which a new key takes.
+        let f = self
+            .free
+            .last()
+            .and_then(|&f| self.entries.get(f as usize))
+            .map_or(0, |e| e.count[1]);
+        u64::from(t) ^ c ^ f
+    }
+
     /// Index of the entry holding `key`.
     #[inline]
     fn find(&self, key: &K, hash: u32) -> Option<usize> {
