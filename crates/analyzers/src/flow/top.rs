@@ -35,14 +35,15 @@ use std::cmp::Ordering;
 /// Largest capacity per measure: entry indices (plus one) fit in the table word's 16 bits.
 pub const MAX_CAPACITY: usize = 8192;
 
-/// One key tracked by at least one measure (or a free slot: `tracked == 0`).
+/// One key tracked by at least one measure, or a free slot (both counts 0). A measure
+/// tracks the key exactly when its count is not 0: weights added are positive and a purge
+/// keeps only counts above the median it subtracts, so no separate flag is needed (and a
+/// purge is one branch-free saturating subtraction per entry).
 #[derive(Clone, Copy, Debug)]
 struct Entry<K> {
     key: K,
     /// Low 32 bits of the key hash: table position (low 15 bits) and tag (high 16).
     hash: u32,
-    /// Bit `m` set when measure `m` tracks the key.
-    tracked: u8,
     count: [u64; 2],
 }
 
@@ -95,8 +96,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
         if let Some(i) = self.find(key, hash)
             && let Some(e) = self.entries.get_mut(i)
-            && (e.tracked == 3
-                || (e.tracked & 1 != 0 || w[0] == 0) && (e.tracked & 2 != 0 || w[1] == 0))
+            && (e.count[0] != 0 || w[0] == 0)
+            && (e.count[1] != 0 || w[1] == 0)
         {
             // Tracked wherever it has weight: the common case, one lookup and two adds.
             e.count[0] = e.count[0].saturating_add(w[0]);
@@ -125,9 +126,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             if weight == 0 {
                 continue;
             }
-            let bit = 1u8 << m;
             if let Some(e) = idx.and_then(|i| self.entries.get_mut(i))
-                && e.tracked & bit != 0
+                && e.count[m] != 0
             {
                 e.count[m] = e.count[m].saturating_add(weight);
                 continue;
@@ -147,7 +147,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
                 }
             };
             if let Some(e) = self.entries.get_mut(i) {
-                e.tracked |= bit;
                 e.count[m] = weight;
                 self.len[m] += 1;
             }
@@ -223,7 +222,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         let e = Entry {
             key: *key,
             hash,
-            tracked: 0,
             count: [0; 2],
         };
         let i = match self.free.pop() {
@@ -246,42 +244,33 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// 0 and adds the median to `m`'s offset; entries tracked nowhere are freed.
     #[inline(never)]
     fn purge(&mut self, m: usize) {
-        let bit = 1u8 << m;
         self.scratch.clear();
-        self.scratch.extend(
-            self.entries
-                .iter()
-                .filter(|e| e.tracked & bit != 0)
-                .map(|e| e.count[m]),
-        );
+        self.scratch
+            .extend(self.entries.iter().map(|e| e.count[m]).filter(|&c| c != 0));
         if self.scratch.is_empty() {
             return;
         }
         let mid = self.scratch.len() / 2;
         let d = *self.scratch.select_nth_unstable(mid).1;
         self.offset[m] = self.offset[m].saturating_add(d);
-        let mut freed = false;
-        for (i, e) in self.entries.iter_mut().enumerate() {
-            if e.tracked & bit == 0 {
-                continue;
-            }
-            if e.count[m] > d {
-                e.count[m] -= d;
-                continue;
-            }
-            e.count[m] = 0;
-            e.tracked &= !bit;
-            self.len[m] -= 1;
-            if e.tracked == 0 {
-                // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
-                self.free.push(i as u32);
-                freed = true;
-            }
+        let o = m ^ 1;
+        let (mut len, mut freed) = (0, 0);
+        for e in &mut self.entries {
+            let live = e.count[m] != 0;
+            // Counts above the median keep the difference, the others (and free slots) 0.
+            e.count[m] = e.count[m].saturating_sub(d);
+            len += usize::from(e.count[m] != 0);
+            freed += usize::from(live && e.count[m] == 0 && e.count[o] == 0);
         }
-        if freed {
+        self.len[m] = len;
+        if freed > 0 {
+            self.free.clear();
             self.table.fill(0);
             for (i, e) in self.entries.iter().enumerate() {
-                if e.tracked != 0 {
+                if e.count == [0, 0] {
+                    // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
+                    self.free.push(i as u32);
+                } else {
                     Self::place(&mut self.table, e.hash, i);
                 }
             }
@@ -293,12 +282,11 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// bounds (count + offset).
     #[must_use]
     pub fn top(&self, m: usize, n: usize) -> Vec<(K, u64)> {
-        let bit = 1u8 << (m & 1);
         let m = m & 1;
         let mut rows: Vec<(K, u64)> = self
             .entries
             .iter()
-            .filter(|e| e.tracked & bit != 0)
+            .filter(|e| e.count[m] != 0)
             .map(|e| (e.key, e.count[m]))
             .collect();
         rows.sort_unstable_by(|a, b| match b.1.cmp(&a.1) {
@@ -340,15 +328,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// Merges `other` into `self` (see the module documentation for the bound).
     pub fn merge(&mut self, other: &Self) {
         for e in &other.entries {
-            if e.tracked == 0 {
-                continue;
-            }
-            let w = [
-                if e.tracked & 1 != 0 { e.count[0] } else { 0 },
-                if e.tracked & 2 != 0 { e.count[1] } else { 0 },
-            ];
-            if w != [0, 0] {
-                self.add_counted(&e.key, e.hash, w);
+            if e.count != [0, 0] {
+                self.add_counted(&e.key, e.hash, e.count);
             }
         }
         for m in 0..2 {
