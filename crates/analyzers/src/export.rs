@@ -3,6 +3,13 @@
 //!
 //! Building an export allocates; it happens once per output, never per packet.
 
+use std::borrow::Cow;
+
+/// A JSON path component or label value: static for fixed names, owned for names that come
+/// from the traffic (device addresses, interface numbers), so nothing is kept once the export
+/// is dropped.
+pub type Name = Cow<'static, str>;
+
 /// A number as pktvisor prints it: integers for integer sketches, floats for ratios.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Num {
@@ -57,12 +64,12 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
     /// JSON object path below the handler's schema key, e.g. `["wire_packets", "queries"]`.
-    pub json_path: Vec<&'static str>,
+    pub json_path: Vec<Name>,
     /// Prometheus family name without the schema prefix, e.g. `wire_packets_queries`.
     pub prom_name: String,
     pub help: &'static str,
     /// Extra Prometheus labels (e.g. `direction`).
-    pub labels: Vec<(&'static str, &'static str)>,
+    pub labels: Vec<(&'static str, Name)>,
     /// Prometheus schema prefix when it differs from the handler's (pktvisor names net v1 byte
     /// rates `payload_rates_*`).
     pub schema_override: Option<&'static str>,
@@ -79,7 +86,7 @@ impl Export {
     /// Adds a metric whose Prometheus name is its JSON path joined by `_`.
     pub fn push(&mut self, json_path: &[&'static str], help: &'static str, value: Value) {
         self.metrics.push(Metric {
-            json_path: json_path.to_vec(),
+            json_path: json_path.iter().map(|s| Name::Borrowed(s)).collect(),
             prom_name: json_path.join("_"),
             help,
             labels: Vec::new(),
@@ -98,13 +105,13 @@ impl Export {
         value: Value,
     ) {
         let mut path = Vec::with_capacity(json_path.len() + 1);
-        path.push(dir);
-        path.extend_from_slice(json_path);
+        path.push(Name::Borrowed(dir));
+        path.extend(json_path.iter().map(|s| Name::Borrowed(s)));
         self.metrics.push(Metric {
             json_path: path,
             prom_name: json_path.join("_"),
             help,
-            labels: vec![("direction", dir)],
+            labels: vec![("direction", Name::Borrowed(dir))],
             schema_override: None,
             value,
         });

@@ -960,7 +960,7 @@ mod tests {
         e.metrics
             .iter()
             .find_map(|m| match (&m.json_path[..], &m.value) {
-                (["total"], Value::Int(n)) => Some(*n),
+                ([p], Value::Int(n)) if p == "total" => Some(*n),
                 _ => None,
             })
     }
@@ -1083,7 +1083,7 @@ mod tests {
             .metrics
             .iter()
             .find_map(|m| match (&m.json_path[..], &m.value) {
-                (["os_drops"], Value::Int(n)) => Some(*n),
+                ([p], Value::Int(n)) if p == "os_drops" => Some(*n),
                 _ => None,
             });
         assert_eq!(os, Some(6));

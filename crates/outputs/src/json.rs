@@ -52,14 +52,14 @@ fn render(v: &Value) -> Json {
 }
 
 /// Inserts `value` at `path` inside `root`, creating intermediate objects.
-fn insert_path(root: &mut Map<String, Json>, path: &[&str], value: Json) {
+fn insert_path(root: &mut Map<String, Json>, path: &[impl AsRef<str>], value: Json) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut cur = root;
     for p in parents {
         let entry = cur
-            .entry((*p).to_string())
+            .entry(p.as_ref().to_string())
             .or_insert_with(|| Json::Object(Map::new()));
         if !entry.is_object() {
             *entry = Json::Object(Map::new());
@@ -69,7 +69,7 @@ fn insert_path(root: &mut Map<String, Json>, path: &[&str], value: Json) {
         };
         cur = next;
     }
-    cur.insert((*last).to_string(), value);
+    cur.insert(last.as_ref().to_string(), value);
 }
 
 /// The JSON object of one handler's (merged) bucket, with its `period`.

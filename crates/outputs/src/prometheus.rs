@@ -110,7 +110,7 @@ impl PromWriter {
     pub fn add(&mut self, schema: &str, export: &Export, labels: &[(String, String)]) {
         for m in &export.metrics {
             let name = format!("{}_{}", m.schema_override.unwrap_or(schema), m.prom_name);
-            let base: Vec<(&str, &str)> = m.labels.to_vec();
+            let base: Vec<(&str, &str)> = m.labels.iter().map(|(k, v)| (*k, v.as_ref())).collect();
             match &m.value {
                 Value::Int(v) => {
                     let l = self.labels(labels, &base);

@@ -8,20 +8,22 @@
 //! per device are capped; what does not fit is counted, not kept.
 
 pub mod decode;
+pub mod top;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use metrics::cardinality::Cardinality;
-use metrics::topn::TopN;
+use metrics::hash::{hash_bytes, hash_u64};
 use wire::netflow::{FlowL3, FlowRecord};
 
 use crate::config::{ConfigError, ConfigMap, WindowConfig, resolve_groups};
 use crate::event::{Cidr, parse_cidr};
-use crate::export::{Export, Metric, TopItem, Value};
+use crate::export::{Export, Metric, Name, TopItem, Value};
 use crate::window::{Bucket, Window};
 
 pub use decode::{FlowDecoder, FlowInput};
+use top::DualTop;
 
 /// pktvisor's flow metric groups.
 pub const GROUPS: [&str; 11] = [
@@ -179,31 +181,31 @@ const TOP_CAPACITY: usize = 512;
 /// interface numbers; the tables are capped, so collisions cannot grow them).
 type Fixed = foldhash::fast::FixedState;
 
-/// Sketches of one interface side and measure.
+/// Sketches of one interface side, by bytes and by packets at once.
 #[derive(Clone)]
 struct SideTops {
-    src_ips: TopN<IpAddr>,
-    dst_ips: TopN<IpAddr>,
-    src_ports: TopN<u16>,
-    dst_ports: TopN<u16>,
-    src_ip_ports: TopN<IpPort>,
-    dst_ip_ports: TopN<IpPort>,
-    /// DSCP (64 values) and ECN (4 values), counted exactly.
-    dscp: Vec<u64>,
-    ecn: [u64; 4],
+    src_ips: DualTop<IpAddr>,
+    dst_ips: DualTop<IpAddr>,
+    src_ports: DualTop<u16>,
+    dst_ports: DualTop<u16>,
+    src_ip_ports: DualTop<IpPort>,
+    dst_ip_ports: DualTop<IpPort>,
+    /// `[measure]`: DSCP (64 values) and ECN (4 values), counted exactly.
+    dscp: [Vec<u64>; 2],
+    ecn: [[u64; 4]; 2],
 }
 
 impl Default for SideTops {
     fn default() -> Self {
         Self {
-            src_ips: TopN::with_capacity(TOP_CAPACITY),
-            dst_ips: TopN::with_capacity(TOP_CAPACITY),
-            src_ports: TopN::with_capacity(TOP_CAPACITY),
-            dst_ports: TopN::with_capacity(TOP_CAPACITY),
-            src_ip_ports: TopN::with_capacity(TOP_CAPACITY),
-            dst_ip_ports: TopN::with_capacity(TOP_CAPACITY),
-            dscp: Vec::new(),
-            ecn: [0; 4],
+            src_ips: DualTop::with_capacity(TOP_CAPACITY),
+            dst_ips: DualTop::with_capacity(TOP_CAPACITY),
+            src_ports: DualTop::with_capacity(TOP_CAPACITY),
+            dst_ports: DualTop::with_capacity(TOP_CAPACITY),
+            src_ip_ports: DualTop::with_capacity(TOP_CAPACITY),
+            dst_ip_ports: DualTop::with_capacity(TOP_CAPACITY),
+            dscp: [Vec::new(), Vec::new()],
+            ecn: [[0; 4]; 2],
         }
     }
 }
@@ -216,14 +218,17 @@ impl SideTops {
         self.dst_ports.merge(&o.dst_ports);
         self.src_ip_ports.merge(&o.src_ip_ports);
         self.dst_ip_ports.merge(&o.dst_ip_ports);
-        if self.dscp.len() < o.dscp.len() {
-            self.dscp.resize(o.dscp.len(), 0);
-        }
-        for (a, b) in self.dscp.iter_mut().zip(&o.dscp) {
-            *a = a.saturating_add(*b);
-        }
-        for (a, b) in self.ecn.iter_mut().zip(&o.ecn) {
-            *a = a.saturating_add(*b);
+        for m in 0..2 {
+            let (a, b) = (&mut self.dscp[m], &o.dscp[m]);
+            if a.len() < b.len() {
+                a.resize(b.len(), 0);
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x = x.saturating_add(*y);
+            }
+            for (x, y) in self.ecn[m].iter_mut().zip(&o.ecn[m]) {
+                *x = x.saturating_add(*y);
+            }
         }
     }
 }
@@ -238,9 +243,9 @@ struct Interface {
     dst_ips_out: Cardinality,
     src_ports_in: Cardinality,
     dst_ports_out: Cardinality,
-    /// `[direction][measure]`.
-    tops: [[SideTops; 2]; 2],
-    top_conversations: [TopN<Conversation>; 2],
+    /// `[direction]`.
+    tops: [SideTops; 2],
+    top_conversations: DualTop<Conversation>,
 }
 
 impl Default for Interface {
@@ -253,37 +258,49 @@ impl Default for Interface {
             src_ports_in: Cardinality::default(),
             dst_ports_out: Cardinality::default(),
             tops: Default::default(),
-            top_conversations: [
-                TopN::with_capacity(TOP_CAPACITY),
-                TopN::with_capacity(TOP_CAPACITY),
-            ],
+            top_conversations: DualTop::with_capacity(TOP_CAPACITY),
         }
     }
 }
 
 impl Interface {
+    /// Touches the sketch slots a record with `k` updates (see [`DualTop::warm`]).
+    fn warm(&self, dir: usize, k: &Keys) -> u64 {
+        let mut x = 0;
+        if let Some(t) = self.tops.get(dir) {
+            x ^= t.src_ips.warm(k.src_h)
+                ^ t.dst_ips.warm(k.dst_h)
+                ^ t.src_ports.warm(k.src_port_h)
+                ^ t.dst_ports.warm(k.dst_port_h)
+                ^ t.src_ip_ports.warm(k.src_ip_port_h)
+                ^ t.dst_ip_ports.warm(k.dst_ip_port_h);
+        }
+        if let Some((_, h)) = &k.conv {
+            x ^= self.top_conversations.warm(*h);
+        }
+        x
+    }
+
     fn merge(&mut self, o: &Self) {
         for d in 0..2 {
             for m in 0..2 {
                 for s in 0..6 {
                     self.counts[d][m][s] = self.counts[d][m][s].saturating_add(o.counts[d][m][s]);
                 }
-                self.tops[d][m].merge(&o.tops[d][m]);
             }
+            self.tops[d].merge(&o.tops[d]);
         }
         self.conversations.merge(&o.conversations);
         self.src_ips_in.merge(&o.src_ips_in);
         self.dst_ips_out.merge(&o.dst_ips_out);
         self.src_ports_in.merge(&o.src_ports_in);
         self.dst_ports_out.merge(&o.dst_ports_out);
-        for m in 0..2 {
-            self.top_conversations[m].merge(&o.top_conversations[m]);
-        }
+        self.top_conversations.merge(&o.top_conversations);
     }
 }
 
 /// One exporting device (NetFlow: the exporter address; sFlow: the agent address).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Device {
     records_flows: u64,
     records_filtered: u64,
@@ -300,9 +317,29 @@ struct Device {
     sequence_lost: u64,
     /// Templates, records or samples that could not be decoded.
     malformed: u64,
-    /// `[direction][measure]`: interfaces by traffic.
-    top_interfaces: [[TopN<u32>; 2]; 2],
+    /// `[direction]`: interfaces by traffic.
+    top_interfaces: [DualTop<u32>; 2],
     interfaces: HashMap<u32, Box<Interface>, Fixed>,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Self {
+            records_flows: 0,
+            records_filtered: 0,
+            datagrams: 0,
+            templates: 0,
+            missing_templates: 0,
+            sequence_lost: 0,
+            malformed: 0,
+            // Interfaces are few: the sketch default is plenty and exact in practice.
+            top_interfaces: [
+                DualTop::with_capacity(metrics::topn::DEFAULT_CAPACITY),
+                DualTop::with_capacity(metrics::topn::DEFAULT_CAPACITY),
+            ],
+            interfaces: HashMap::default(),
+        }
+    }
 }
 
 /// One period of flow summaries.
@@ -337,9 +374,7 @@ impl Bucket for FlowBucket {
             d.sequence_lost = d.sequence_lost.saturating_add(od.sequence_lost);
             d.malformed += od.malformed;
             for dir in 0..2 {
-                for m in 0..2 {
-                    d.top_interfaces[dir][m].merge(&od.top_interfaces[dir][m]);
-                }
+                d.top_interfaces[dir].merge(&od.top_interfaces[dir]);
             }
             for (idx, oi) in &od.interfaces {
                 match d.interfaces.get_mut(idx) {
@@ -546,11 +581,12 @@ impl FlowHandler {
         let mut devices: Vec<(&IpAddr, &Box<Device>)> = b.devices.iter().collect();
         devices.sort_by_key(|(ip, _)| **ip);
         for (ip, d) in devices {
-            let dev = intern(&ip.to_string());
-            let dev_labels = vec![("device", dev)];
+            // Names from the traffic are owned by the export: nothing outlives it.
+            let dev = Name::Owned(ip.to_string());
+            let dev_labels = vec![("device", dev.clone())];
             let dev_metric = |e: &mut Export, name: &'static str, help, value| {
                 e.metrics.push(Metric {
-                    json_path: vec!["devices", dev, name],
+                    json_path: vec![Name::Borrowed("devices"), dev.clone(), Name::Borrowed(name)],
                     prom_name: name.to_string(),
                     help,
                     labels: dev_labels.clone(),
@@ -610,7 +646,7 @@ impl FlowHandler {
                 for &dir in &dirs {
                     for &m in &measures {
                         let name = TOP_IF_NAMES[dir][m];
-                        let items = top_items(&d.top_interfaces[dir][m], w, |k| k.to_string());
+                        let items = top_items(&d.top_interfaces[dir], m, w, |k| k.to_string());
                         dev_metric(
                             &mut e,
                             name,
@@ -626,12 +662,16 @@ impl FlowHandler {
             let mut ifaces: Vec<(&u32, &Box<Interface>)> = d.interfaces.iter().collect();
             ifaces.sort_by_key(|(k, _)| **k);
             for (idx, i) in ifaces {
-                let ifname = intern(&idx.to_string());
-                let di = intern(&format!("{dev}|{ifname}"));
-                let labels = vec![("device_interface", di)];
+                let ifname = Name::Owned(idx.to_string());
+                let labels = vec![("device_interface", Name::Owned(format!("{dev}|{ifname}")))];
                 let put = |e: &mut Export, path: &[&'static str], help, value| {
-                    let mut json_path = vec!["devices", dev, "interfaces", ifname];
-                    json_path.extend_from_slice(path);
+                    let mut json_path = vec![
+                        Name::Borrowed("devices"),
+                        dev.clone(),
+                        Name::Borrowed("interfaces"),
+                        ifname.clone(),
+                    ];
+                    json_path.extend(path.iter().map(|s| Name::Borrowed(s)));
                     e.metrics.push(Metric {
                         json_path,
                         prom_name: path.join("_"),
@@ -677,20 +717,20 @@ impl FlowHandler {
                                 );
                             }
                         }
-                        let t = &i.tops[dir][m];
+                        let t = &i.tops[dir];
                         let n = &TOP_NAMES[dir][m];
                         if g.top_ips {
                             put(
                                 &mut e,
                                 &[n[0]],
                                 "Top source addresses",
-                                top_value("ip", &t.src_ips, w, IpAddr::to_string),
+                                top_value("ip", &t.src_ips, m, w, IpAddr::to_string),
                             );
                             put(
                                 &mut e,
                                 &[n[1]],
                                 "Top destination addresses",
-                                top_value("ip", &t.dst_ips, w, IpAddr::to_string),
+                                top_value("ip", &t.dst_ips, m, w, IpAddr::to_string),
                             );
                         }
                         if g.top_ports {
@@ -698,13 +738,13 @@ impl FlowHandler {
                                 &mut e,
                                 &[n[2]],
                                 "Top source ports",
-                                top_value("port", &t.src_ports, w, |p| p.to_string()),
+                                top_value("port", &t.src_ports, m, w, |p| p.to_string()),
                             );
                             put(
                                 &mut e,
                                 &[n[3]],
                                 "Top destination ports",
-                                top_value("port", &t.dst_ports, w, |p| p.to_string()),
+                                top_value("port", &t.dst_ports, m, w, |p| p.to_string()),
                             );
                         }
                         if g.top_ips_ports {
@@ -712,13 +752,13 @@ impl FlowHandler {
                                 &mut e,
                                 &[n[4]],
                                 "Top source address and port",
-                                top_value("ip_port", &t.src_ip_ports, w, render_ip_port),
+                                top_value("ip_port", &t.src_ip_ports, m, w, render_ip_port),
                             );
                             put(
                                 &mut e,
                                 &[n[5]],
                                 "Top destination address and port",
-                                top_value("ip_port", &t.dst_ip_ports, w, render_ip_port),
+                                top_value("ip_port", &t.dst_ip_ports, m, w, render_ip_port),
                             );
                         }
                         if g.top_tos {
@@ -726,13 +766,13 @@ impl FlowHandler {
                                 &mut e,
                                 &[n[6]],
                                 "Top DSCP",
-                                small_top("dscp", &t.dscp, w, dscp_name),
+                                small_top("dscp", &t.dscp[m], w, dscp_name),
                             );
                             put(
                                 &mut e,
                                 &[n[7]],
                                 "Top ECN",
-                                small_top("ecn", &t.ecn, w, ecn_name),
+                                small_top("ecn", &t.ecn[m], w, ecn_name),
                             );
                         }
                     }
@@ -743,7 +783,7 @@ impl FlowHandler {
                             &mut e,
                             &[CONVERSATION_NAMES[m]],
                             "Top conversations",
-                            top_value("conversation", &i.top_conversations[m], w, |k| {
+                            top_value("conversation", &i.top_conversations, m, w, |k| {
                                 let mut a = [0u8; 18];
                                 let mut b = [0u8; 18];
                                 a.copy_from_slice(&k[..18]);
@@ -887,9 +927,62 @@ fn device_mut(b: &mut FlowBucket, max: usize, ip: IpAddr) -> Option<&mut Device>
     Some(b.devices.entry(ip).or_default())
 }
 
+/// A record's keys and their hashes, computed once per record for every sketch keyed on
+/// them (both interface sides, both measures, top-N and cardinality alike). The hashes are
+/// the sketches' own (`hash_bytes` of the address bytes, `hash_u64` of a port), so
+/// cardinalities are what per-sketch hashing gave.
+#[derive(Default)]
+struct Keys {
+    /// Address keys are set when the record has a layer 3.
+    src_h: u64,
+    dst_h: u64,
+    src_port_h: u64,
+    dst_port_h: u64,
+    src_ip_port: IpPort,
+    dst_ip_port: IpPort,
+    src_ip_port_h: u64,
+    dst_ip_port_h: u64,
+    conv: Option<(Conversation, u64)>,
+}
+
+impl Keys {
+    fn of(r: &FlowRecord, g: Groups) -> Self {
+        let mut k = Keys::default();
+        let l3 = r.l3 != FlowL3::None;
+        let tops = g.bytes || g.packets;
+        let has_ports = r.src_port != 0 || r.dst_port != 0;
+        if l3 && (g.cardinality || g.top_ips_ports || g.conversations || (g.top_ips && tops)) {
+            k.src_ip_port = ip_port(r.src, r.src_port);
+            k.dst_ip_port = ip_port(r.dst, r.dst_port);
+            if g.cardinality || (g.top_ips && tops) {
+                k.src_h = hash_bytes(k.src_ip_port.get(..16).unwrap_or_default());
+                k.dst_h = hash_bytes(k.dst_ip_port.get(..16).unwrap_or_default());
+            }
+            if g.top_ips_ports && tops {
+                k.src_ip_port_h = hash_bytes(&k.src_ip_port);
+                k.dst_ip_port_h = hash_bytes(&k.dst_ip_port);
+            }
+            if g.cardinality || g.conversations {
+                let (lo, hi) = if k.src_ip_port <= k.dst_ip_port {
+                    (&k.src_ip_port, &k.dst_ip_port)
+                } else {
+                    (&k.dst_ip_port, &k.src_ip_port)
+                };
+                let mut c = [0u8; 36];
+                c[..18].copy_from_slice(lo);
+                c[18..].copy_from_slice(hi);
+                k.conv = Some((c, hash_bytes(&c)));
+            }
+        }
+        if g.cardinality || (g.top_ports && tops && has_ports) {
+            k.src_port_h = hash_u64(u64::from(r.src_port));
+            k.dst_port_h = hash_u64(u64::from(r.dst_port));
+        }
+        k
+    }
+}
+
 /// Counts one flow record of `device`.
-// Direction and measure indices address several parallel arrays at once.
-#[allow(clippy::needless_range_loop)]
 fn on_record(
     b: &mut FlowBucket,
     g: Groups,
@@ -916,6 +1009,18 @@ fn on_record(
         r.bytes.saturating_mul(scale),
         r.packets.saturating_mul(scale),
     ];
+    let keys = Keys::of(r, g);
+    // Touch every sketch this record updates first, so their cache misses overlap.
+    let mut warm = 0;
+    for (dir, on, idx) in [
+        (IN, filters.dir_in, r.in_if),
+        (OUT, filters.dir_out, r.out_if),
+    ] {
+        if on && let Some(i) = d.interfaces.get(&idx) {
+            warm ^= i.warm(dir, &keys);
+        }
+    }
+    std::hint::black_box(warm);
     let mut refused = 0;
     for (dir, on, idx) in [
         (IN, filters.dir_in, r.in_if),
@@ -925,9 +1030,7 @@ fn on_record(
             continue;
         }
         if g.top_interfaces {
-            for m in 0..2 {
-                d.top_interfaces[dir][m].insert(&idx, weights[m]);
-            }
+            d.top_interfaces[dir].insert(&idx, hash_u64(u64::from(idx)), weights);
         }
         let full = d.interfaces.len() >= limits.max_interfaces;
         let iface = match d.interfaces.get_mut(&idx) {
@@ -941,14 +1044,23 @@ fn on_record(
         // Cardinalities once per interface: a record whose input and output interface are
         // the same touches it once.
         let first = dir == IN || !filters.dir_in || r.in_if != r.out_if;
-        account(iface, g, dir, r, weights, first);
+        account(iface, g, dir, r, weights, first, &keys);
     }
     b.interfaces_refused += refused;
 }
 
 /// Counts a record on one side of one interface.
+// Measure indices address the weights, the flags and the tables at once.
 #[allow(clippy::needless_range_loop)]
-fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2], dir_first: bool) {
+fn account(
+    i: &mut Interface,
+    g: Groups,
+    dir: usize,
+    r: &FlowRecord,
+    w: [u64; 2],
+    dir_first: bool,
+    k: &Keys,
+) {
     let l4 = match r.proto {
         17 => C_UDP,
         6 => C_TCP,
@@ -960,103 +1072,101 @@ fn account(i: &mut Interface, g: Groups, dir: usize, r: &FlowRecord, w: [u64; 2]
         FlowL3::None => None,
     };
     let has_ports = r.src_port != 0 || r.dst_port != 0;
-    for m in 0..2 {
-        let c = &mut i.counts[dir][m];
+    for (c, w) in i.counts[dir].iter_mut().zip(w) {
         // Exporters can send any 64-bit count: totals saturate instead of wrapping.
-        c[C_ALL] = c[C_ALL].saturating_add(w[m]);
-        c[l4] = c[l4].saturating_add(w[m]);
+        c[C_ALL] = c[C_ALL].saturating_add(w);
+        c[l4] = c[l4].saturating_add(w);
         if let Some(l3) = l3 {
-            c[l3] = c[l3].saturating_add(w[m]);
+            c[l3] = c[l3].saturating_add(w);
         }
     }
     // pktvisor counts every address and port of a record on each interface it touches,
     // whichever side (so an input interface also knows the destinations it led to).
     if g.cardinality && dir_first {
         if r.l3 != FlowL3::None {
-            i.src_ips_in.insert_bytes(&ip_port(r.src, 0)[..16]);
-            i.dst_ips_out.insert_bytes(&ip_port(r.dst, 0)[..16]);
+            i.src_ips_in.insert_hash(k.src_h);
+            i.dst_ips_out.insert_hash(k.dst_h);
         }
         if r.src_port != 0 {
-            i.src_ports_in.insert_u64(u64::from(r.src_port));
+            i.src_ports_in.insert_hash(k.src_port_h);
         }
         if r.dst_port != 0 {
-            i.dst_ports_out.insert_u64(u64::from(r.dst_port));
+            i.dst_ports_out.insert_hash(k.dst_port_h);
+        }
+        if let Some((_, h)) = &k.conv {
+            i.conversations.insert_hash(*h);
         }
     }
-    let conv = (g.cardinality || g.conversations) && r.l3 != FlowL3::None;
-    let conv_key = if conv {
-        let a = ip_port(r.src, r.src_port);
-        let b = ip_port(r.dst, r.dst_port);
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let mut k = [0u8; 36];
-        k[..18].copy_from_slice(&lo);
-        k[18..].copy_from_slice(&hi);
-        Some(k)
-    } else {
-        None
-    };
-    if let Some(k) = &conv_key
-        && g.cardinality
-        && dir_first
-    {
-        i.conversations.insert_bytes(k);
+    // Disabled measures get no weight, so their sketches stay empty.
+    let wt = [
+        if g.bytes { w[BYTES] } else { 0 },
+        if g.packets { w[PACKETS] } else { 0 },
+    ];
+    if wt == [0, 0] {
+        return;
     }
-    for m in 0..2 {
-        let on = if m == BYTES { g.bytes } else { g.packets };
-        if !on {
-            continue;
+    let t = &mut i.tops[dir];
+    if r.l3 != FlowL3::None {
+        if g.top_ips {
+            t.src_ips.insert(&r.src, k.src_h, wt);
+            t.dst_ips.insert(&r.dst, k.dst_h, wt);
         }
-        let t = &mut i.tops[dir][m];
-        if g.top_ips && r.l3 != FlowL3::None {
-            t.src_ips.insert(&r.src, w[m]);
-            t.dst_ips.insert(&r.dst, w[m]);
+        if g.top_ips_ports {
+            t.src_ip_ports.insert(&k.src_ip_port, k.src_ip_port_h, wt);
+            t.dst_ip_ports.insert(&k.dst_ip_port, k.dst_ip_port_h, wt);
         }
-        if g.top_ports && has_ports {
-            t.src_ports.insert(&r.src_port, w[m]);
-            t.dst_ports.insert(&r.dst_port, w[m]);
-        }
-        if g.top_ips_ports && r.l3 != FlowL3::None {
-            t.src_ip_ports.insert(&ip_port(r.src, r.src_port), w[m]);
-            t.dst_ip_ports.insert(&ip_port(r.dst, r.dst_port), w[m]);
-        }
-        if g.top_tos {
-            if t.dscp.is_empty() {
-                t.dscp.resize(64, 0);
+    }
+    if g.top_ports && has_ports {
+        t.src_ports.insert(&r.src_port, k.src_port_h, wt);
+        t.dst_ports.insert(&r.dst_port, k.dst_port_h, wt);
+    }
+    if g.top_tos {
+        for m in 0..2 {
+            let on = if m == BYTES { g.bytes } else { g.packets };
+            if !on {
+                continue;
             }
-            if let Some(x) = t.dscp.get_mut(usize::from(r.tos >> 2)) {
+            let dscp = &mut t.dscp[m];
+            if dscp.is_empty() {
+                dscp.resize(64, 0);
+            }
+            if let Some(x) = dscp.get_mut(usize::from(r.tos >> 2)) {
                 *x = x.saturating_add(w[m]);
             }
-            let e = &mut t.ecn[usize::from(r.tos & 3)];
+            let e = &mut t.ecn[m][usize::from(r.tos & 3)];
             *e = e.saturating_add(w[m]);
         }
-        if g.conversations
-            && let Some(k) = &conv_key
-        {
-            i.top_conversations[m].insert(k, w[m]);
-        }
+    }
+    if g.conversations
+        && let Some((c, h)) = &k.conv
+    {
+        i.top_conversations.insert(c, *h, wt);
     }
 }
 
-/// A top-N list of a sketch, names rendered by `render`, pktvisor's percentile cut applied.
-fn top_value<K: metrics::topn::TopKey + ?Sized>(
+/// A top-N list of measure `m` of a sketch, names rendered by `render`, pktvisor's
+/// percentile cut applied.
+fn top_value<K: Copy + Eq + Ord>(
     label: &'static str,
-    t: &TopN<K>,
+    t: &DualTop<K>,
+    m: usize,
     w: &WindowConfig,
-    render: impl Fn(&K::Owned) -> String,
+    render: impl Fn(&K) -> String,
 ) -> Value {
     Value::Top {
         label,
-        items: top_items(t, w, render),
+        items: top_items(t, m, w, render),
     }
 }
 
-fn top_items<K: metrics::topn::TopKey + ?Sized>(
-    t: &TopN<K>,
+fn top_items<K: Copy + Eq + Ord>(
+    t: &DualTop<K>,
+    m: usize,
     w: &WindowConfig,
-    render: impl Fn(&K::Owned) -> String,
+    render: impl Fn(&K) -> String,
 ) -> Vec<TopItem> {
     let items: Vec<(String, u64)> = t
-        .top(w.topn_count)
+        .top(m, w.topn_count)
         .into_iter()
         .map(|(k, v)| (render(&k), v))
         .collect();
@@ -1146,24 +1256,6 @@ fn ecn_name(v: usize) -> String {
         _ => "CE",
     }
     .to_string()
-}
-
-/// Device and interface names as `'static` strings for the export model (whose paths and
-/// labels are static). Each distinct name is stored once for the life of the process; the
-/// set is bounded by the device and interface caps.
-fn intern(s: &str) -> &'static str {
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
-    let mut set = NAMES
-        .get_or_init(|| Mutex::new(BTreeSet::new()))
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(k) = set.get(s) {
-        return k;
-    }
-    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-    set.insert(leaked);
-    leaked
 }
 
 #[cfg(test)]
@@ -1336,6 +1428,38 @@ mod tests {
         let mut bad = ConfigMap::new();
         bad.set("bogus", crate::config::ConfigValue::Bool(true));
         assert!(FlowHandler::new(&bad, WindowConfig::default(), &[], &[]).is_err());
+    }
+
+    /// Device and interface names come from the traffic: the export owns them (they are freed
+    /// with it), so a long-running agent seeing ever new exporters keeps no name forever.
+    #[test]
+    fn traffic_names_are_owned_by_the_export() {
+        let mut h = handler(&ConfigMap::new(), &[]);
+        for i in 0..50u8 {
+            let exp = IpAddr::from([198, 51, 100, i]);
+            h.on_datagram(FlowInput::Netflow, exp, &v5(1, 0, 0));
+        }
+        let e = h.export(h.window.get(0).unwrap());
+        let mut devices = BTreeSet::new();
+        for m in e.metrics.iter().filter(|m| m.json_path[0] == "devices") {
+            assert!(
+                matches!(m.json_path[1], Name::Owned(_)),
+                "{:?}",
+                m.json_path
+            );
+            devices.insert(m.json_path[1].to_string());
+            if m.json_path.get(2).is_some_and(|p| p == "interfaces") {
+                assert!(matches!(m.json_path[3], Name::Owned(_)));
+                let (k, v) = &m.labels[0];
+                assert_eq!(*k, "device_interface");
+                assert!(matches!(v, Name::Owned(_)));
+                assert_eq!(v.as_ref(), format!("{}|{}", m.json_path[1], m.json_path[3]));
+            } else {
+                assert!(matches!(&m.labels[0], ("device", Name::Owned(_))));
+            }
+        }
+        assert_eq!(devices.len(), 50);
+        assert!(devices.contains("198.51.100.49"));
     }
 
     #[test]
