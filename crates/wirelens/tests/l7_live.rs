@@ -25,6 +25,8 @@ const SERVER_IP: &str = "10.77.0.2";
 /// The certificate's subject CN; TLS 1.2 sends the certificate in clear, so both wirelens and
 /// tshark see it.
 const CERT_CN: &str = "wirelens-l7.test";
+/// The certificate's DNS subject alternative names.
+const CERT_SANS: [&str; 3] = ["tls12.l7.test", "tls13.l7.test", "*.l7.test"];
 /// Body of `/ok`: a fixed text whose length nginx puts in Content-Length.
 const OK_BODY: &str = "wirelens l7 live test body\n";
 /// wrk's connections: at most this many requests are on the wire but not counted complete by
@@ -245,7 +247,13 @@ struct Truth {
     /// Status code -> responses the clients received (cleartext only).
     status: BTreeMap<u16, u64>,
     hosts: BTreeMap<String, u64>,
+    paths: BTreeMap<String, u64>,
+    /// Cleartext requests curl made (each carries curl's User-Agent; the others send none).
+    curl_requests: u64,
     snis: BTreeMap<String, u64>,
+    /// First ALPN protocol offered per ClientHello: curl built with HTTP/2 offers `h2` first,
+    /// s_client offers none.
+    alpn: BTreeMap<String, u64>,
     /// ServerHellos by negotiated version ("TLS 1.2").
     versions: BTreeMap<String, u64>,
     /// Requests wrk counted complete (all `GET /ok`, status 200, to `SERVER_IP`).
@@ -253,7 +261,8 @@ struct Truth {
 }
 
 impl Truth {
-    fn request(&mut self, method: &str, host: &str) {
+    fn request(&mut self, method: &str, host: &str, path: &str) {
+        *self.paths.entry(path.into()).or_default() += 1;
         *self.methods.entry(method.into()).or_default() += 1;
         *self.hosts.entry(host.into()).or_default() += 1;
     }
@@ -265,6 +274,25 @@ fn curl_codes(out: &Output) -> Vec<u16> {
         .split_whitespace()
         .filter_map(|w| w.strip_prefix("code=").and_then(|c| c.parse().ok()))
         .collect()
+}
+
+fn curl_version_output() -> String {
+    let out = run_ok(
+        {
+            let mut c = Command::new("curl");
+            c.arg("--version");
+            c
+        },
+        "curl --version",
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// curl's default User-Agent, `curl/VERSION`.
+fn curl_user_agent() -> String {
+    let text = curl_version_output();
+    let version = text.split_whitespace().nth(1).expect("curl version");
+    format!("curl/{version}")
 }
 
 /// Runs every client inside the client namespace, tallying what each says it did.
@@ -304,12 +332,14 @@ fn drive_clients(lab: &Lab) -> Truth {
         let out = run_ok(c, "curl");
         let codes = curl_codes(&out);
         assert_eq!(codes.len(), paths.len(), "curl {method} printed {codes:?}");
-        for code in codes {
-            t.request(method, host);
+        for (code, path) in codes.into_iter().zip(paths.iter()) {
+            t.request(method, host, path);
+            t.curl_requests += 1;
             *t.status.entry(code).or_default() += 1;
         }
     }
 
+    let curl_has_http2 = curl_version_output().contains("HTTP2");
     // HTTPS with one handshake per curl call: requests are encrypted, only the handshake counts.
     for (flags, host, version) in [
         (
@@ -335,6 +365,9 @@ fn drive_clients(lab: &Lab) -> Truth {
         let codes = curl_codes(&run_ok(c, "curl https"));
         assert_eq!(codes, [200, 404], "curl {host}");
         *t.snis.entry(host.into()).or_default() += 1;
+        if curl_has_http2 {
+            *t.alpn.entry("h2".into()).or_default() += 1;
+        }
         *t.versions.entry(version.into()).or_default() += 1;
     }
 
@@ -385,8 +418,8 @@ for line in data.splitlines():
     c.args(["-c", &script]);
     let codes = curl_codes(&run_ok(c, "python3 pipelining"));
     assert_eq!(codes, [200, 404, 301], "pipelined responses");
-    for code in codes {
-        t.request("GET", "pipe.l7.test");
+    for (code, path) in codes.into_iter().zip(["/ok", "/missing", "/moved"]) {
+        t.request("GET", "pipe.l7.test", path);
         *t.status.entry(code).or_default() += 1;
     }
 
@@ -418,6 +451,67 @@ struct Tshark {
     versions: BTreeMap<String, u64>,
     ja3: BTreeMap<String, u64>,
     cert_cn: BTreeMap<String, u64>,
+    paths: BTreeMap<String, u64>,
+    user_agents: BTreeMap<String, u64>,
+    /// First ALPN protocol each ClientHello offers.
+    alpn: BTreeMap<String, u64>,
+    /// The first part of each ClientHello's JA4 (`t13d0412h2`), computed from tshark's fields.
+    ja4_a: BTreeMap<String, u64>,
+}
+
+/// A number tshark prints in decimal or as `0x` hex.
+fn tshark_num(v: &str) -> Option<u32> {
+    match v.strip_prefix("0x") {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+/// GREASE values (RFC 8701) are left out of JA4's counts.
+fn grease(v: u32) -> bool {
+    v & 0x0f0f == 0x0a0a
+}
+
+/// JA4's first part (FoxIO's definition): protocol, highest offered version, SNI or not,
+/// cipher and extension counts without GREASE, first and last character of the first ALPN.
+fn ja4_a(
+    versions: &[&str],
+    legacy: &str,
+    sni: bool,
+    ciphers: &[&str],
+    exts: &[&str],
+    alpn: Option<&str>,
+) -> String {
+    let best = versions
+        .iter()
+        .filter_map(|v| tshark_num(v))
+        .filter(|v| !grease(*v))
+        .max()
+        .or_else(|| tshark_num(legacy))
+        .unwrap_or(0);
+    let version = match best {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        _ => "00",
+    };
+    let count = |l: &[&str]| {
+        l.iter()
+            .filter_map(|v| tshark_num(v))
+            .filter(|v| !grease(*v))
+            .count()
+            .min(99)
+    };
+    let alpn = alpn
+        .and_then(|a| Some(format!("{}{}", a.chars().next()?, a.chars().last()?)))
+        .unwrap_or_else(|| "00".into());
+    format!(
+        "t{version}{}{:02}{:02}{alpn}",
+        if sni { 'd' } else { 'i' },
+        count(ciphers),
+        count(exts)
+    )
 }
 
 fn version_name(hex: &str) -> String {
@@ -431,7 +525,7 @@ fn version_name(hex: &str) -> String {
 }
 
 fn tshark(file: &Path) -> Tshark {
-    const FIELDS: [&str; 10] = [
+    const FIELDS: [&str; 15] = [
         "http.request.method",
         "http.host",
         "http.response.code",
@@ -442,6 +536,11 @@ fn tshark(file: &Path) -> Tshark {
         "tls.handshake.ja3",
         "x509sat.uTF8String",
         "x509sat.printableString",
+        "http.request.uri",
+        "http.user_agent",
+        "tls.handshake.extensions_alpn_str",
+        "tls.handshake.ciphersuite",
+        "tls.handshake.extension.type",
     ];
     let mut c = Command::new("tshark");
     c.args(["-n", "-o", "http.desegment_body:FALSE", "-r"])
@@ -468,6 +567,12 @@ fn tshark(file: &Path) -> Tshark {
         for h in list(1) {
             bump(&mut t.hosts, h);
         }
+        for p in list(10) {
+            bump(&mut t.paths, p);
+        }
+        for u in list(11) {
+            bump(&mut t.user_agents, u);
+        }
         for s in list(2) {
             *t.status.entry(s.parse().expect("status code")).or_default() += 1;
         }
@@ -477,6 +582,19 @@ fn tshark(file: &Path) -> Tshark {
             for s in list(4) {
                 bump(&mut t.snis, s);
             }
+            let alpn = list(12).first().copied();
+            if let Some(a) = alpn {
+                bump(&mut t.alpn, a);
+            }
+            let a = ja4_a(
+                &list(6),
+                list(5).first().copied().unwrap_or(""),
+                !list(4).is_empty(),
+                &list(13),
+                &list(14),
+                alpn,
+            );
+            bump(&mut t.ja4_a, &a);
             for j in list(7) {
                 bump(&mut t.ja3, j);
             }
@@ -666,6 +784,15 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
         );
     }
     assert_eq!(top(http, "top_hosts"), ts.hosts, "hosts vs tshark");
+    assert_eq!(top(http, "top_paths"), ts.paths, "paths vs tshark");
+    assert_eq!(
+        top(http, "top_user_agents"),
+        ts.user_agents,
+        "user agents vs tshark"
+    );
+    let ts_codes: BTreeMap<String, u64> =
+        ts.status.iter().map(|(c, n)| (c.to_string(), *n)).collect();
+    assert_eq!(top(http, "top_status"), ts_codes, "status codes vs tshark");
 
     // --- HTTP, against the clients: the scripted requests exactly, wrk within its in-flight
     // margin (wrk does not count requests still unanswered when it stops).
@@ -681,6 +808,14 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
     let mut want_methods = truth.methods.clone();
     *want_methods.entry("GET".into()).or_default() += wrk_wire;
     assert_eq!(w_methods, want_methods, "methods vs clients");
+    let mut want_paths = truth.paths.clone();
+    *want_paths.entry("/ok".into()).or_default() += wrk_wire;
+    assert_eq!(top(http, "top_paths"), want_paths, "paths vs clients");
+    assert_eq!(
+        top(http, "top_user_agents"),
+        BTreeMap::from([(curl_user_agent(), truth.curl_requests)]),
+        "user agents vs clients"
+    );
     for (class, lo) in [(2u16, 200u16), (3, 300), (4, 400)] {
         let scripted: u64 = truth
             .status
@@ -715,6 +850,15 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
     );
     assert_eq!(ts.versions, truth.versions, "tshark versions vs clients");
     assert_eq!(top(tls, "top_ja3"), ts.ja3, "JA3 vs tshark");
+    assert_eq!(top(tls, "top_alpn"), ts.alpn, "ALPN vs tshark");
+    assert_eq!(top(tls, "top_alpn"), truth.alpn, "ALPN vs clients");
+    // tshark 4.0 has no JA4 field: its first part is rebuilt from tshark's hello fields.
+    let mut ja4_a: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, n) in top(tls, "top_ja4") {
+        let a = name.split('_').next().unwrap_or_default().to_string();
+        *ja4_a.entry(a).or_default() += n;
+    }
+    assert_eq!(ja4_a, ts.ja4_a, "JA4 first part vs tshark");
     // TLS 1.3 encrypts the certificate: only the TLS 1.2 handshakes show it.
     let tls12 = truth.versions.get("TLS 1.2").copied().unwrap_or(0);
     assert_eq!(ts.cert_cn.get(CERT_CN).copied(), Some(tls12), "tshark CN");
@@ -723,6 +867,14 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
         BTreeMap::from([(CERT_CN.to_string(), tls12)]),
         "certificate subjects"
     );
+    // Self-signed: the issuer is the subject.
+    assert_eq!(
+        top(tls, "top_cert_issuer"),
+        BTreeMap::from([(CERT_CN.to_string(), tls12)]),
+        "certificate issuers"
+    );
+    let sans: BTreeMap<String, u64> = CERT_SANS.iter().map(|s| (s.to_string(), tls12)).collect();
+    assert_eq!(top(tls, "top_cert_san"), sans, "certificate SANs");
 
     eprintln!(
         "l7 live: {} cleartext requests ({} from wrk), {} TLS handshakes, in {:.1} s",
