@@ -1,8 +1,8 @@
 //! Zeek's own expected logs as a second oracle for the `tls` and `quic` handlers: for every
 //! Zeek test trace in `shared/corpus/zeek` whose baseline holds an `ssl.log` (and `x509.log`),
 //! `wirelens read` must report the same server names (ssl.log `server_name`), negotiated TLS
-//! versions (`version`) and leaf certificate subject and issuer common names (x509.log
-//! `certificate.subject` / `certificate.issuer` of the first fingerprint of ssl.log
+//! versions (`version`), cipher suites (`cipher`) and leaf certificate subject and issuer common names (x509.log
+//! `certificate.subject` / `certificate.issuer` / `san.dns` of the first fingerprint of ssl.log
 //! `cert_chain_fps`, i.e. TLS 1.2 and older, where the certificate travels in clear).
 //!
 //! Zeek logs one row per connection, wirelens counts hellos and certificates, so each field is
@@ -27,15 +27,20 @@ use serde_json::Value;
 ///   Initials whose DCID changes mid-handshake (`quic/quic-decrypt-fail-google-de-51833.pcap`)
 ///   are not reassembled, where Zeek logs the name. That single connection of 16 is the known
 ///   miss; DTLS rows (WebRTC) are left out since wirelens does not decode DTLS.
-/// * `version` (TLS over TCP only): one ServerHello per connection on both sides, every one
-///   expected to agree (pre-standard drafts are compared by number).
-/// * `subject` / `issuer` (the leaf certificate of TLS 1.2 and older, traces with an x509.log):
-///   common names, every one expected to agree.
+/// * `version` and `cipher` (TLS over TCP only): one ServerHello per connection on both sides,
+///   expected to agree (pre-standard drafts are compared by number). Both name cipher suites
+///   by their IANA names, but wirelens names only the common suites and shows the others as
+///   numbers so they stay distinct (`tls/dhe.pcap`'s CAMELLIA suite is `0x0088`): the one
+///   such suite of 15 is why `cipher` allows 0.9.
+/// * `subject` / `issuer` / `san` (the leaf certificate of TLS 1.2 and older, traces with an
+///   x509.log): common names and DNS alternative names, every one expected to agree.
 const THRESHOLDS: &[(&str, f64)] = &[
     ("sni", 0.9),
     ("version", 1.0),
+    ("cipher", 0.9),
     ("subject", 1.0),
     ("issuer", 1.0),
+    ("san", 1.0),
 ];
 
 fn corpus() -> PathBuf {
@@ -185,6 +190,9 @@ fn zeek(dir: &Path, quic: bool) -> BTreeMap<&'static str, Multiset> {
         if let Some(v) = r.get("version").filter(|v| set(v) && !quic) {
             bump("version", zeek_version(v));
         }
+        if let Some(v) = r.get("cipher").filter(|v| set(v) && !quic) {
+            bump("cipher", v.clone());
+        }
         let leaf = r
             .get("cert_chain_fps")
             .filter(|v| set(v))
@@ -197,10 +205,24 @@ fn zeek(dir: &Path, quic: bool) -> BTreeMap<&'static str, Multiset> {
             if let Some(s) = cert.get("certificate.issuer").filter(|v| set(v)) {
                 bump("issuer", common_name(s));
             }
+            for name in cert
+                .get("san.dns")
+                .filter(|v| set(v))
+                .into_iter()
+                .flat_map(|v| v.split(','))
+                .take(SANS_PER_CERT)
+            {
+                bump("san", name.to_string());
+            }
         }
     }
     m
 }
+
+/// wirelens counts at most this many subjectAltName DNS names per certificate, the first ones
+/// in certificate order (some certificates carry hundreds); Zeek's `san.dns` keeps that order,
+/// so its first names are the ones compared.
+const SANS_PER_CERT: usize = 32;
 
 /// Traces in a link type wirelens does not decode (PPP, as the quic-go interop runner writes
 /// them): wirelens must report nothing for them (so decoding it later shows up here), and they
@@ -262,6 +284,8 @@ fn wirelens(trace: &Path, policy: &Path) -> BTreeMap<&'static str, Multiset> {
     BTreeMap::from([
         ("sni", sni),
         ("version", top(t, "top_version_negotiated")),
+        ("cipher", top(t, "top_cipher")),
+        ("san", top(t, "top_cert_san")),
         ("subject", top(t, "top_cert_subject")),
         ("issuer", top(t, "top_cert_issuer")),
     ])
@@ -313,7 +337,7 @@ fn ssl_and_x509_logs_agree_with_wirelens() {
         with_x509 += usize::from(x509);
         let mut line = format!("{name:<70}");
         for (field, _) in THRESHOLDS {
-            if !x509 && matches!(*field, "subject" | "issuer") {
+            if !x509 && matches!(*field, "subject" | "issuer" | "san") {
                 continue;
             }
             let empty = Multiset::new();
