@@ -296,7 +296,7 @@ fn curl_user_agent() -> String {
 }
 
 /// Runs every client inside the client namespace, tallying what each says it did.
-fn drive_clients(lab: &Lab) -> Truth {
+fn drive_clients(lab: &Lab, dir: &Path) -> Truth {
     let mut t = Truth::default();
     let base = |host: &str, port: u16| format!("{host}:{port}:{SERVER_IP}");
 
@@ -423,9 +423,14 @@ for line in data.splitlines():
         *t.status.entry(code).or_default() += 1;
     }
 
-    // wrk: keep-alive load on one URL; it prints how many requests completed.
+    // wrk: keep-alive load on one URL; it prints how many requests completed. Its script waits
+    // a millisecond between a connection's requests, so the load (a few thousand requests a
+    // second) stays within what tcpdump writes without kernel drops on two busy cores.
+    let script = dir.join("pace.lua");
+    std::fs::write(&script, "function delay()\n  return 1\nend\n").expect("wrk script");
     let mut c = lab.client(20, "wrk");
-    c.args(["-t1", &format!("-c{WRK_CONNECTIONS}"), "-d1s"])
+    c.args(["-t1", &format!("-c{WRK_CONNECTIONS}"), "-d2s", "-s"])
+        .arg(&script)
         .arg(format!("http://{SERVER_IP}/ok"));
     let out = run_ok(c, "wrk");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -457,6 +462,8 @@ struct Tshark {
     alpn: BTreeMap<String, u64>,
     /// The first part of each ClientHello's JA4 (`t13d0412h2`), computed from tshark's fields.
     ja4_a: BTreeMap<String, u64>,
+    /// `http.time` of every response (request to response), in microseconds, sorted.
+    latency_us: Vec<u64>,
 }
 
 /// A number tshark prints in decimal or as `0x` hex.
@@ -525,7 +532,7 @@ fn version_name(hex: &str) -> String {
 }
 
 fn tshark(file: &Path) -> Tshark {
-    const FIELDS: [&str; 15] = [
+    const FIELDS: [&str; 16] = [
         "http.request.method",
         "http.host",
         "http.response.code",
@@ -541,6 +548,7 @@ fn tshark(file: &Path) -> Tshark {
         "tls.handshake.extensions_alpn_str",
         "tls.handshake.ciphersuite",
         "tls.handshake.extension.type",
+        "http.time",
     ];
     let mut c = Command::new("tshark");
     c.args(["-n", "-o", "http.desegment_body:FALSE", "-r"])
@@ -572,6 +580,10 @@ fn tshark(file: &Path) -> Tshark {
         }
         for u in list(11) {
             bump(&mut t.user_agents, u);
+        }
+        for secs in list(15) {
+            let secs: f64 = secs.parse().expect("http.time");
+            t.latency_us.push((secs * 1e6).round() as u64);
         }
         for s in list(2) {
             *t.status.entry(s.parse().expect("status code")).or_default() += 1;
@@ -620,6 +632,7 @@ fn tshark(file: &Path) -> Tshark {
             }
         }
     }
+    t.latency_us.sort_unstable();
     t
 }
 
@@ -647,7 +660,7 @@ fn num(v: &Value, path: &[&str]) -> u64 {
 
 /// Captures the client's veth end while the clients run; returns the truth and tcpdump's
 /// kernel-drop count.
-fn capture(lab: &Lab, file: &Path) -> (Truth, String) {
+fn capture(lab: &Lab, file: &Path, dir: &Path) -> (Truth, String) {
     let mut tcpdump = Command::new("ip");
     tcpdump
         .args(["netns", "exec", &lab.client, "tcpdump", "-i", CLIENT_IF])
@@ -667,7 +680,7 @@ fn capture(lab: &Lab, file: &Path) -> (Truth, String) {
             break;
         }
     }
-    let truth = drive_clients(lab);
+    let truth = drive_clients(lab, dir);
     // Let the last FINs and ACKs cross before the capture stops (immediate mode hands every
     // packet to tcpdump at once, so none waits in a half-filled ring block at SIGINT).
     std::thread::sleep(Duration::from_millis(500));
@@ -720,7 +733,7 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
     let lab = Lab::new("live");
     let nginx = start_nginx(&lab, &conf);
     let file = scratch.0.join("l7.pcap");
-    let (truth, tcpdump_report) = capture(&lab, &file);
+    let (truth, tcpdump_report) = capture(&lab, &file, &scratch.0);
     drop(nginx);
     // Every packet the filter received must be in the file (tcpdump counts packets still
     // queued in its ring when it stops as received but not captured).
@@ -793,6 +806,29 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
     let ts_codes: BTreeMap<String, u64> =
         ts.status.iter().map(|(c, n)| (c.to_string(), *n)).collect();
     assert_eq!(top(http, "top_status"), ts_codes, "status codes vs tshark");
+
+    // Latency (request head to response head): a quantile sketch's median must fall between
+    // tshark's exact 20th and 80th percentiles of `http.time` over the same responses.
+    let lat = &ts.latency_us;
+    // tshark gives no http.time to pipelined responses after the first (it pairs them with no
+    // request), so up to two of the three pipelined responses lack one.
+    assert!(
+        (ts_responses - 2..=ts_responses).contains(&(lat.len() as u64)),
+        "tshark http.time for {} of {ts_responses} responses",
+        lat.len()
+    );
+    let pct = |q: usize| lat[(lat.len() - 1) * q / 100];
+    let p50 = num(http, &["latency", "p50"]);
+    assert!(
+        (pct(20)..=pct(80)).contains(&p50),
+        "latency p50 {p50} us outside tshark's p20..p80 {}..{} us",
+        pct(20),
+        pct(80)
+    );
+    assert!(
+        num(http, &["latency", "p99"]) <= lat[lat.len() - 1] + 1,
+        "latency p99 above tshark's max"
+    );
 
     // --- HTTP, against the clients: the scripted requests exactly, wrk within its in-flight
     // margin (wrk does not count requests still unanswered when it stops).
@@ -877,10 +913,12 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
     assert_eq!(top(tls, "top_cert_san"), sans, "certificate SANs");
 
     eprintln!(
-        "l7 live: {} cleartext requests ({} from wrk), {} TLS handshakes, in {:.1} s",
+        "l7 live: {} cleartext requests ({} from wrk), {} TLS handshakes, latency p50 {p50} us \
+         (tshark median {} us), in {:.1} s",
         ts_requests,
         wrk_wire,
         n_handshakes,
+        pct(50),
         started.elapsed().as_secs_f64()
     );
     assert!(started.elapsed() < Duration::from_secs(90), "test too slow");
