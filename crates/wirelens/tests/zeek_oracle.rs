@@ -5,6 +5,9 @@
 //! `certificate.subject` / `certificate.issuer` / `san.dns` of the first fingerprint of ssl.log
 //! `cert_chain_fps`, i.e. TLS 1.2 and older, where the certificate travels in clear).
 //!
+//! Each ssl.log connection must also be a `tls` (or `quic`) flow in wirelens' `--flow-log`
+//! JSON lines, looked up by its addresses and ports.
+//!
 //! Zeek logs one row per connection, wirelens counts hellos and certificates, so each field is
 //! compared as a multiset; agreement is the matched count over the larger of the two totals.
 //! The corpus holds no Zeek `http.log` baseline, so HTTP is not compared here (tshark and the
@@ -32,6 +35,8 @@ use serde_json::Value;
 ///   by their IANA names, but wirelens names only the common suites and shows the others as
 ///   numbers so they stay distinct (`tls/dhe.pcap`'s CAMELLIA suite is `0x0088`): the one
 ///   such suite of 15 is why `cipher` allows 0.9.
+/// * `app` (per connection, from `--flow-log`): every connection Zeek logs in ssl.log must be a
+///   flow wirelens classifies as `tls` (or `quic` for the QUIC traces).
 /// * `subject` / `issuer` / `san` (the leaf certificate of TLS 1.2 and older, traces with an
 ///   x509.log): common names and DNS alternative names, every one expected to agree.
 const THRESHOLDS: &[(&str, f64)] = &[
@@ -41,6 +46,7 @@ const THRESHOLDS: &[(&str, f64)] = &[
     ("subject", 1.0),
     ("issuer", 1.0),
     ("san", 1.0),
+    ("app", 1.0),
 ];
 
 fn corpus() -> PathBuf {
@@ -291,6 +297,64 @@ fn wirelens(trace: &Path, policy: &Path) -> BTreeMap<&'static str, Multiset> {
     ])
 }
 
+/// The application wirelens' flow log gives each connection of a trace, keyed by
+/// (client address, client port, server address, server port) in both orders.
+fn flow_apps(trace: &Path) -> BTreeMap<(String, String, String, String), String> {
+    let log = std::env::temp_dir().join(format!(
+        "wirelens-zeek-oracle-{}-flows.jsonl",
+        std::process::id()
+    ));
+    let out = std::process::Command::new(support::wirelens_bin())
+        .args(["read", "--periods", "1", "--no-progress", "--flow-log"])
+        .arg(&log)
+        .arg(trace)
+        .output()
+        .expect("wirelens runs");
+    assert!(
+        out.status.success(),
+        "wirelens --flow-log on {}",
+        trace.display()
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let f: Value = serde_json::from_str(line).expect("flow log line is json");
+        let s = |k: &str| match &f[k] {
+            Value::String(v) => v.clone(),
+            v => v.to_string(),
+        };
+        let app = s("app");
+        m.insert((s("src"), s("sport"), s("dst"), s("dport")), app.clone());
+        m.insert((s("dst"), s("dport"), s("src"), s("sport")), app);
+    }
+    m
+}
+
+/// Per connection: the app the flow log names for each ssl.log row with connection ids
+/// (`.cut` baselines have none), as a multiset, against Zeek's `tls`/`quic` for every row.
+fn connection_apps(dir: &Path, trace: &Path, quic: bool) -> (Multiset, Multiset) {
+    let flows = flow_apps(trace);
+    let (mut zeek, mut ours) = (Multiset::new(), Multiset::new());
+    let want = if quic { "quic" } else { "tls" };
+    for r in zeek_rows(dir) {
+        let id = |k: &str| r.get(k).cloned().unwrap_or_default();
+        let key = (
+            id("id.orig_h"),
+            id("id.orig_p"),
+            id("id.resp_h"),
+            id("id.resp_p"),
+        );
+        if key.0.is_empty() {
+            continue;
+        }
+        *zeek.entry(want.to_string()).or_default() += 1;
+        let app = flows.get(&key).cloned().unwrap_or_else(|| "no flow".into());
+        *ours.entry(app).or_default() += 1;
+    }
+    (zeek, ours)
+}
+
 /// (matched, Zeek total, wirelens total) of two multisets.
 fn agreement(zeek: &Multiset, ours: &Multiset) -> (u64, u64, u64) {
     let matched = zeek
@@ -323,7 +387,7 @@ fn ssl_and_x509_logs_agree_with_wirelens() {
             .unwrap_or(trace)
             .display()
             .to_string();
-        let got = wirelens(trace, &policy);
+        let mut got = wirelens(trace, &policy);
         if UNDECODED_LINK_TYPE.contains(&name.as_str()) {
             assert!(
                 got.values().all(BTreeMap::is_empty),
@@ -332,7 +396,11 @@ fn ssl_and_x509_logs_agree_with_wirelens() {
             skipped += 1;
             continue;
         }
-        let want = zeek(dir, name.starts_with("quic/"));
+        let quic = name.starts_with("quic/");
+        let mut want = zeek(dir, quic);
+        let (zeek_apps, our_apps) = connection_apps(dir, trace, quic);
+        want.insert("app", zeek_apps);
+        got.insert("app", our_apps);
         let x509 = dir.join("x509.log").exists();
         with_x509 += usize::from(x509);
         let mut line = format!("{name:<70}");
