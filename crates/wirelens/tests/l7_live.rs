@@ -1,6 +1,6 @@
 //! Live HTTP and TLS end to end: real clients (curl, a pipelining python socket, openssl
 //! s_client, wrk) talk to a real nginx across a veth pair between two network namespaces the
-//! test creates, tcpdump captures the client's end, and `wirelens read` of that capture must
+//! test creates (IPv4 and IPv6), tcpdump captures the client's end, and `wirelens read` of that capture must
 //! agree with both the clients' own counts (requests per method, status and Host; SNIs sent;
 //! wrk's completed requests) and tshark's decode of the same file (methods, status codes, hosts,
 //! SNIs, negotiated TLS versions, JA3, certificate subject CN).
@@ -22,6 +22,8 @@ const CLIENT_IF: &str = "l7c";
 const SERVER_IF: &str = "l7s";
 const CLIENT_IP: &str = "10.77.0.1";
 const SERVER_IP: &str = "10.77.0.2";
+const CLIENT_IP6: &str = "fd77::1";
+const SERVER_IP6: &str = "fd77::2";
 /// The certificate's subject CN; TLS 1.2 sends the certificate in clear, so both wirelens and
 /// tshark see it.
 const CERT_CN: &str = "wirelens-l7.test";
@@ -57,16 +59,6 @@ impl Lab {
         };
         for ns in [&lab.client, &lab.server] {
             ip(&["netns", "add", ns]);
-            // No IPv6: router and neighbour solicitations would only add noise.
-            ip(&[
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
         ip(&[
@@ -87,6 +79,29 @@ impl Lab {
         let s = format!("{SERVER_IP}/24");
         ip(&["-n", &lab.client, "addr", "add", &c, "dev", CLIENT_IF]);
         ip(&["-n", &lab.server, "addr", "add", &s, "dev", SERVER_IF]);
+        // IPv6 without duplicate address detection, usable as soon as the link is up.
+        let c6 = format!("{CLIENT_IP6}/64");
+        let s6 = format!("{SERVER_IP6}/64");
+        ip(&[
+            "-n",
+            &lab.client,
+            "addr",
+            "add",
+            &c6,
+            "dev",
+            CLIENT_IF,
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &lab.server,
+            "addr",
+            "add",
+            &s6,
+            "dev",
+            SERVER_IF,
+            "nodad",
+        ]);
         ip(&["-n", &lab.client, "link", "set", CLIENT_IF, "up"]);
         ip(&["-n", &lab.server, "link", "set", SERVER_IF, "up"]);
         lab
@@ -222,7 +237,9 @@ http {{
     keepalive_requests 100000;
     server {{
         listen 80;
+        listen [::]:80;
         listen 443 ssl;
+        listen [::]:443 ssl;
         ssl_certificate {d}/cert.pem;
         ssl_certificate_key {d}/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -298,10 +315,19 @@ fn curl_user_agent() -> String {
 /// Runs every client inside the client namespace, tallying what each says it did.
 fn drive_clients(lab: &Lab, dir: &Path) -> Truth {
     let mut t = Truth::default();
-    let base = |host: &str, port: u16| format!("{host}:{port}:{SERVER_IP}");
+    let base = |host: &str, port: u16| {
+        let addr = if host.starts_with("v6") {
+            format!("[{SERVER_IP6}]")
+        } else {
+            SERVER_IP.to_string()
+        };
+        format!("{host}:{port}:{addr}")
+    };
 
-    // Cleartext keep-alive: several URLs in one curl call reuse one connection.
+    // Cleartext keep-alive: several URLs in one curl call reuse one connection. Hosts named
+    // `v6...` are reached over IPv6.
     let plan: &[(&str, &str, &[&str], &[&str])] = &[
+        ("GET", "v6.l7.test", &[], &["/ok", "/missing"]),
         (
             "GET",
             "a.l7.test",
@@ -348,6 +374,7 @@ fn drive_clients(lab: &Lab, dir: &Path) -> Truth {
             "TLS 1.2",
         ),
         (&["--tlsv1.3"][..], "tls13.l7.test", "TLS 1.3"),
+        (&["--tlsv1.3"][..], "v6tls.l7.test", "TLS 1.3"),
     ] {
         let mut c = lab.client(15, "curl");
         c.args([
@@ -767,6 +794,8 @@ fn http_and_tls_clients_agree_with_wirelens_and_tshark() {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("wirelens json");
     let http = &doc["1m"]["http"];
     let tls = &doc["1m"]["tls"];
+    // The `v6` clients went over IPv6 (plus the kernel's own neighbour discovery).
+    assert!(num(&doc["1m"]["packets"], &["ipv6"]) > 0, "no IPv6 packets");
     let ts = tshark(&file);
     eprintln!("truth: {truth:?}\ntshark: {ts:?}\nhttp: {http}\ntls: {tls}");
 
