@@ -1,9 +1,11 @@
 //! Live HTTP and TLS end to end: real clients (curl, a pipelining python socket, openssl
 //! s_client, wrk) talk to a real nginx across a veth pair between two network namespaces the
-//! test creates (IPv4 and IPv6), tcpdump captures the client's end, and `wirelens read` of that capture must
-//! agree with both the clients' own counts (requests per method, status and Host; SNIs sent;
-//! wrk's completed requests) and tshark's decode of the same file (methods, status codes, hosts,
-//! SNIs, negotiated TLS versions, JA3, certificate subject CN).
+//! test creates (IPv4 and IPv6), tcpdump captures the client's end, and `wirelens read` of that
+//! capture must agree with both the clients' own counts (requests per method, path, status and
+//! Host; curl's User-Agent; SNIs and first ALPN sent; versions negotiated; wrk's completed
+//! requests; the test certificate's subject, issuer and SANs) and tshark's decode of the same
+//! file (methods, paths, status codes, hosts, user agents, SNIs, negotiated versions, ALPN, JA3,
+//! JA4's first part, certificate CN, and `http.time` for the latency median).
 //!
 //! Nothing leaves the two namespaces; both are deleted on drop, and every server and capture
 //! process is killed on drop, so a failing assertion cleans up too. Not a benchmark.
