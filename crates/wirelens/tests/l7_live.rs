@@ -204,6 +204,8 @@ fn run_ok(mut c: Command, what: &str) -> Output {
 }
 
 /// Writes the self-signed certificate and nginx's configuration; returns the config path.
+/// nginx runs as one process (`master_process off`), so killing it on drop leaves no worker
+/// behind, even when an assertion fails.
 fn configure_nginx(dir: &Path) -> PathBuf {
     let mut req = Command::new("openssl");
     req.args([
@@ -222,8 +224,7 @@ fn configure_nginx(dir: &Path) -> PathBuf {
     let d = dir.display();
     let conf = format!(
         r#"daemon off;
-master_process on;
-worker_processes 1;
+master_process off;
 user root root;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
