@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what wirelens' tests and benchmarks need: tshark (the DNS oracle), prometheus/promtool,
-# curl and openssl (the agent's HTTP/TLS tests), tcpdump, tcpreplay, ndpiReader, GNU time, hyperfine,
+# curl and openssl (the agent's HTTP/TLS tests), nginx, wrk and python3 (the live HTTP/TLS test),
+# tcpdump, tcpreplay, ndpiReader, GNU time, hyperfine,
 # softflowd and pmacct (flow exporters), unbound and knot (dnstap peers), the benchmark generator's
 # servers and clients, and cargo-fuzz.
 # Idempotent: packages and tools already present are skipped, so a warm machine returns in seconds.
@@ -18,7 +19,7 @@ done
 
 # Debian package name -> a file or command that proves it is installed. dpkg-query alone is not
 # enough (a package can be "rc": removed, config left), so both are checked.
-pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine iproute2 unbound knot knot-dnsutils knot-module-dnstap prometheus curl openssl softflowd pmacct)
+pkgs=(tshark tcpdump tcpreplay libndpi-bin time hyperfine iproute2 unbound knot knot-dnsutils knot-module-dnstap prometheus curl openssl softflowd pmacct nginx wrk python3)
 if [ "$want_gen" = 1 ]; then
   pkgs+=(knot knot-dnsutils dnsperf bind9-dnsutils nginx wrk iproute2 ethtool python3)
 fi
