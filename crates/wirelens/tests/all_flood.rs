@@ -86,7 +86,7 @@ fn flow(i: u32, out: &mut Vec<u8>) {
     out.clear();
     let (c, port) = client(i);
     let ts = 1_700_000_000_000_000u64 + u64::from(i) * 2 * GAP_US;
-    let (ask, answer, sport) = if i % 2 == 0 {
+    let (ask, answer, sport) = if i.is_multiple_of(2) {
         (client_hello(&sni(i)), server_hello(), 443)
     } else {
         let req = format!("GET /flood/{i:07}?q=1 HTTP/1.1\r\nHost: flood.example\r\n\r\n");

@@ -219,5 +219,5 @@ fn pending_requests_round_trip_packed_in_order() {
     assert!(!c.push(Pending::default()), "full ring refuses");
     assert_eq!(c.pop().map(|p| p.ts_ns), Some(0));
     // The per-connection state stays small: it lives in every tracked connection.
-    assert!(core::mem::size_of::<ConnState>() <= 176);
+    assert!(size_of::<ConnState>() <= 176);
 }

@@ -321,5 +321,5 @@ fn advance_reads_a_stream_of_messages_and_skips_bodies_unbuffered() {
 fn tracked_connection_stays_compact() {
     // Out-of-order pieces live out of line: a connection costs its two directions' counters
     // and buffer handles, not MAX_PIECES pairs each.
-    assert!(core::mem::size_of::<Conn<()>>() <= 208);
+    assert!(size_of::<Conn<()>>() <= 208);
 }
