@@ -228,7 +228,7 @@ impl Segment {
 }
 
 /// The symmetric key: endpoints ordered so both directions hash alike.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct ConnKey {
     a: u128,
     b: u128,
@@ -237,6 +237,21 @@ struct ConnKey {
     vlan: u16,
     proto: u8,
     v6: bool,
+}
+
+impl core::hash::Hash for ConnKey {
+    /// Three hasher writes rather than one per field: the key is hashed on every packet.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.a);
+        state.write_u128(self.b);
+        state.write_u64(
+            u64::from(self.a_port) << 48
+                | u64::from(self.b_port) << 32
+                | u64::from(self.vlan) << 16
+                | u64::from(self.proto) << 8
+                | u64::from(self.v6),
+        );
+    }
 }
 
 impl ConnKey {

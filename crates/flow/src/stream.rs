@@ -27,8 +27,10 @@
 //! allocates nothing: the callback reads the segment in place. Directions that need more
 //! borrow a buffer from a small pool, returned when the direction is done.
 //!
-//! Memory: a tracked connection costs about 200 bytes of table state plus `U`, so the default
-//! 100 000 connections take about 20 MB; buffers come on top, bounded by `max_total_bytes`.
+//! Memory: a tracked connection costs about 280 bytes of table state (its two directions'
+//! counters and buffer handles, key, hash index and recency links; out-of-order pieces are held
+//! out of line, only while a direction has some) plus `U`, so the default 100 000 connections
+//! take about 28 MB; buffers come on top, bounded by `max_total_bytes`.
 
 use core::net::IpAddr;
 
@@ -174,8 +176,10 @@ struct Half {
     need: usize,
     /// Holds the head when it spans segments; out-of-order pieces sit at their offsets.
     buf: Vec<u8>,
-    /// Out-of-order pieces as `[start, end)` offsets beyond `filled`, unordered.
-    pieces: [(u32, u32); MAX_PIECES],
+    /// Out-of-order pieces as `[start, end)` offsets beyond `filled`, unordered; the first
+    /// `n_pieces` count. Empty until the direction first holds a piece (most never do): kept
+    /// out of line, so an idle connection costs a pointer, not [`MAX_PIECES`] pairs.
+    pieces: Vec<(u32, u32)>,
     n_pieces: usize,
     charged: usize,
 }
@@ -202,6 +206,8 @@ impl<U: Default> Default for Conn<U> {
 struct Pool {
     buffered: usize,
     spare: Vec<Vec<u8>>,
+    /// Piece lists of released directions, for reuse.
+    spare_pieces: Vec<Vec<(u32, u32)>>,
 }
 
 impl Pool {
@@ -209,10 +215,27 @@ impl Pool {
         self.buffered = self.buffered.saturating_sub(h.charged);
         h.charged = 0;
         h.n_pieces = 0;
+        if !h.pieces.is_empty() && self.spare_pieces.len() < SPARE_MAX {
+            self.spare_pieces.push(core::mem::take(&mut h.pieces));
+        } else {
+            h.pieces = Vec::new();
+        }
         let mut buf = core::mem::take(&mut h.buf);
         if buf.capacity() > 0 && buf.capacity() <= SPARE_MAX_CAP && self.spare.len() < SPARE_MAX {
             buf.clear();
             self.spare.push(buf);
+        }
+    }
+
+    /// Gives `h` room for [`MAX_PIECES`] pieces (a spare list when there is one).
+    fn pieces_room(&mut self, h: &mut Half) {
+        if h.pieces.len() < MAX_PIECES {
+            if h.pieces.is_empty()
+                && let Some(p) = self.spare_pieces.pop()
+            {
+                h.pieces = p;
+            }
+            h.pieces.resize(MAX_PIECES, (0, 0));
         }
     }
 
@@ -281,6 +304,7 @@ impl<U: Default> StreamHeads<U> {
             pool: Pool {
                 buffered: 0,
                 spare: Vec::new(),
+                spare_pieces: Vec::new(),
             },
         }
     }
@@ -689,6 +713,7 @@ fn feed<U>(
 
     if start > h.filled {
         // Ahead of a hole: hold it as a piece.
+        pool.pieces_room(h);
         if !pieces_add(h, start as u32, end as u32, cfg.max_out_of_order) {
             stats.gaps += 1;
             cut(h, user, pool, dir, ts_ns, Cut::Gap, on_head);

@@ -90,13 +90,57 @@ pub struct Response<'a> {
     pub head_len: usize,
 }
 
+/// Token characters (RFC 9110 §5.6.2), as a table: header names are checked byte by byte.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
+}
+
+/// Position of the first `x` in `b`, eight bytes at a time (message heads are searched for
+/// line ends and colons on every segment, so this is the parser's inner loop).
+fn find_byte(b: &[u8], x: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let rep = LO.wrapping_mul(u64::from(x));
+    let mut chunks = b.chunks_exact(8);
+    let mut off = 0usize;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let v = u64::from_le_bytes(w) ^ rep;
+        // The lowest set bit marks the first zero byte exactly (borrows only run upwards).
+        let z = v.wrapping_sub(LO) & !v & HI;
+        if z != 0 {
+            return Some(off + (z.trailing_zeros() / 8) as usize);
+        }
+        off += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == x)
+        .map(|p| off + p)
 }
 
 /// The line at the start of `b` without its CRLF (or bare LF), and the length including it.
 fn line(b: &[u8]) -> Option<(&[u8], usize)> {
-    let lf = b.iter().position(|&c| c == b'\n')?;
+    let lf = find_byte(b, b'\n')?;
     let l = b.get(..lf)?;
     let l = l.strip_suffix(b"\r").unwrap_or(l);
     Some((l, lf + 1))
@@ -158,10 +202,7 @@ fn headers<'a>(
         if l.is_empty() {
             return Ok(Some(at));
         }
-        let colon = l
-            .iter()
-            .position(|&c| c == b':')
-            .ok_or(HttpError::BadHeader)?;
+        let colon = find_byte(l, b':').ok_or(HttpError::BadHeader)?;
         let name = l.get(..colon).unwrap_or_default();
         if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
             return Err(HttpError::BadHeader);

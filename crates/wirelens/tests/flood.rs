@@ -5,11 +5,9 @@
 //! The capture is generated here (a minimal pcap writer), streamed to the binary's stdin while
 //! it runs, and never stored. `FLOOD_QUERIES` overrides the number of queries (default 1 M).
 
-use std::io::{BufWriter, Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use serde_json::Value;
+use support::flood::{run_read, u};
 
 /// Queries in the default flood.
 const DEFAULT_QUERIES: u32 = 1_000_000;
@@ -23,17 +21,6 @@ fn queries() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_QUERIES)
-}
-
-/// The pcap global header: little endian, microsecond timestamps, Ethernet.
-fn pcap_header() -> [u8; 24] {
-    let mut h = [0u8; 24];
-    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    h[16..20].copy_from_slice(&65_535u32.to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes());
-    h
 }
 
 /// Writes query `i` as one pcap record into `out` (cleared first): an Ethernet/IPv4/UDP frame
@@ -86,26 +73,6 @@ fn record(i: u32, out: &mut Vec<u8>) {
     out[12..16].copy_from_slice(&frame_len.to_le_bytes());
 }
 
-/// Peak resident set (KiB) from `/proc/<pid>/status`, if readable.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    let mut cur = v;
-    for k in path.split('.') {
-        cur = cur
-            .get(k)
-            .unwrap_or_else(|| panic!("missing {path} in output"));
-    }
-    cur.as_u64()
-        .unwrap_or_else(|| panic!("{path} is not an integer: {cur}"))
-}
-
 fn assert_close(what: &str, estimate: u64, truth: u32) {
     let err = (estimate as f64 - f64::from(truth)).abs() / f64::from(truth);
     assert!(
@@ -118,7 +85,6 @@ fn assert_close(what: &str, estimate: u64, truth: u32) {
 #[test]
 fn unanswered_query_flood_is_counted_exactly_in_bounded_memory() {
     let n = queries();
-    let bin = env!("CARGO_BIN_EXE_wirelens");
     let args = [
         "read",
         "--periods",
@@ -126,93 +92,24 @@ fn unanswered_query_flood_is_counted_exactly_in_bounded_memory() {
         "--no-progress",
         "-H",
         "192.0.2.0/24",
-        "-",
     ];
-    // /usr/bin/time reports the exact peak of the whole run; polling /proc is the fallback.
-    let time_out = std::env::temp_dir().join(format!("wirelens-flood-{}.rss", std::process::id()));
-    let gnu_time = std::path::Path::new("/usr/bin/time");
-    let mut cmd = if gnu_time.exists() {
-        let mut c = Command::new(gnu_time);
-        c.arg("-f").arg("%M").arg("-o").arg(&time_out).arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    };
-    let started = Instant::now();
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wirelens");
-    let pid = child.id();
-
-    let stdin = child.stdin.take().expect("child stdin");
-    let writer = std::thread::spawn(move || -> std::io::Result<u64> {
-        let mut w = BufWriter::with_capacity(1 << 20, stdin);
-        w.write_all(&pcap_header())?;
+    let run = run_read(&args, move |w| {
         let mut buf = Vec::with_capacity(128);
-        let mut bytes = 24u64;
         for i in 0..n {
             record(i, &mut buf);
             w.write_all(&buf)?;
-            bytes += buf.len() as u64;
         }
-        w.flush()?;
-        Ok(bytes)
+        Ok(())
     });
-    let mut stdout = child.stdout.take().expect("child stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let mut stderr = child.stderr.take().expect("child stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-
-    // Poll the peak while the child runs (it only grows, so the last reading is the best).
-    let mut polled_kib = 0u64;
-    let status = loop {
-        if let Some(k) = vm_hwm_kib(pid) {
-            polled_kib = polled_kib.max(k);
-        }
-        if let Some(st) = child.try_wait().expect("wait for wirelens") {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    let out = reader.join().expect("reader thread").expect("stdout read");
-    let err = err_reader.join().expect("stderr thread");
-    // Checked before the writer's result: a failing binary closes its stdin early.
-    assert!(status.success(), "wirelens failed ({status}): {err}");
-    let written = writer
-        .join()
-        .expect("writer thread")
-        .expect("capture written to wirelens");
-
-    let rss_kib = if gnu_time.exists() {
-        let text = std::fs::read_to_string(&time_out).expect("time output");
-        let _ = std::fs::remove_file(&time_out);
-        text.lines()
-            .filter_map(|l| l.trim().parse::<u64>().ok())
-            .next_back()
-            .unwrap_or_else(|| panic!("no peak RSS in time output: {text}"))
-    } else {
-        polled_kib
-    };
+    let rss_kib = run.peak_rss_kib;
     eprintln!(
         "flood: {n} queries, {:.1} MiB of capture in {:.1} s, peak RSS {:.1} MiB",
-        written as f64 / (1 << 20) as f64,
-        elapsed.as_secs_f64(),
+        run.written as f64 / (1 << 20) as f64,
+        run.elapsed.as_secs_f64(),
         rss_kib as f64 / 1024.0
     );
 
-    let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+    let doc = run.json;
     let root = &doc["1m"];
     assert_eq!(u(root, "dns.wire_packets.queries"), u64::from(n));
     assert_eq!(u(root, "dns.wire_packets.replies"), 0);

@@ -6,11 +6,12 @@
 //! The capture is generated here and streamed to the binary's stdin. `FLOOD_FLOWS` overrides
 //! the number of flows (default 1 M).
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::io::{BufRead, BufReader};
 
 use serde_json::Value;
+use support::flood::{run_read, u};
 
 /// Flows in the default flood.
 const DEFAULT_FLOWS: u32 = 1_000_000;
@@ -30,16 +31,6 @@ fn flows() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_FLOWS)
-}
-
-fn pcap_header() -> [u8; 24] {
-    let mut h = [0u8; 24];
-    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    h[16..20].copy_from_slice(&65_535u32.to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes());
-    h
 }
 
 /// Frame length of every datagram: Ethernet 14 + IPv4 20 + UDP 8 + payload.
@@ -69,93 +60,34 @@ fn record(i: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(PAYLOAD);
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    let mut cur = v;
-    for k in path.split('.') {
-        cur = cur
-            .get(k)
-            .unwrap_or_else(|| panic!("missing {path} in output"));
-    }
-    cur.as_u64()
-        .unwrap_or_else(|| panic!("{path} is not an integer: {cur}"))
-}
-
 #[test]
 fn distinct_flow_flood_is_counted_exactly_in_bounded_memory() {
     let n = flows();
-    let bin = env!("CARGO_BIN_EXE_wirelens");
     let log =
         std::env::temp_dir().join(format!("wirelens-flows-flood-{}.jsonl", std::process::id()));
     let workers = WORKERS.to_string();
-    let started = Instant::now();
-    let mut child = Command::new(bin)
-        .args([
+    let log_arg = log.to_string_lossy().into_owned();
+    let run = run_read(
+        &[
             "read",
             "--periods",
             "1",
             "--no-progress",
             "--workers",
             &workers,
-        ])
-        .arg("--flow-log")
-        .arg(&log)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wirelens");
-    let pid = child.id();
-    let stdin = child.stdin.take().expect("child stdin");
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut w = BufWriter::with_capacity(1 << 20, stdin);
-        w.write_all(&pcap_header())?;
-        let mut buf = Vec::with_capacity(96);
-        for i in 0..n {
-            record(i, &mut buf);
-            w.write_all(&buf)?;
-        }
-        w.flush()
-    });
-    let mut stdout = child.stdout.take().expect("child stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let mut stderr = child.stderr.take().expect("child stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Some(k) = vm_hwm_kib(pid) {
-            peak_kib = peak_kib.max(k);
-        }
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    let out = reader.join().expect("reader").expect("stdout");
-    let err = err_reader.join().expect("stderr thread");
-    assert!(status.success(), "wirelens failed ({status}): {err}");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("capture written");
-
-    let doc: Value = serde_json::from_str(&out).expect("JSON output");
+            "--flow-log",
+            &log_arg,
+        ],
+        move |w| {
+            let mut buf = Vec::with_capacity(96);
+            for i in 0..n {
+                record(i, &mut buf);
+                w.write_all(&buf)?;
+            }
+            Ok(())
+        },
+    );
+    let (elapsed, peak_kib, doc) = (run.elapsed, run.peak_rss_kib, run.json);
     let f = &doc["1m"]["flows"];
     let n64 = u64::from(n);
     assert_eq!(u(f, "packets"), n64);

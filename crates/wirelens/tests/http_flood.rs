@@ -8,10 +8,10 @@
 
 mod support;
 
-use std::io::{BufWriter, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 
 use serde_json::Value;
+use support::flood::{run_read, tcp_record, u};
 
 const DEFAULT_REQUESTS: u32 = 1_000_000;
 const PER_CONNECTION: u32 = 1_000;
@@ -25,54 +25,12 @@ fn requests() -> u32 {
         .unwrap_or(DEFAULT_REQUESTS)
 }
 
-fn pcap_header() -> [u8; 24] {
-    let mut h = [0u8; 24];
-    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    h[16..20].copy_from_slice(&65_535u32.to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes());
-    h
-}
-
-/// Appends one Ethernet/IPv4/TCP frame as a pcap record.
-#[allow(clippy::too_many_arguments)]
-fn tcp_record(
-    out: &mut Vec<u8>,
-    ts_us: u64,
-    src: [u8; 4],
-    sport: u16,
-    dst: [u8; 4],
-    dport: u16,
-    seq: u32,
-    flags: u8,
-    payload: &[u8],
-) {
-    let len = 14 + 20 + 20 + payload.len();
-    out.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-    out.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    out.extend_from_slice(&[0x45, 0]);
-    out.extend_from_slice(&((20 + 20 + payload.len()) as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-    out.extend_from_slice(&src);
-    out.extend_from_slice(&dst);
-    out.extend_from_slice(&sport.to_be_bytes());
-    out.extend_from_slice(&dport.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-}
-
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const PSH_ACK: u8 = 0x18;
 
-/// Writes the whole flood to `w`.
-fn write_flood(w: &mut impl Write, n: u32) -> std::io::Result<()> {
-    w.write_all(&pcap_header())?;
+/// Writes the whole flood (after the global header) to `w`.
+fn write_flood(w: &mut dyn Write, n: u32) -> std::io::Result<()> {
     let server = [192, 0, 2, 80];
     let response = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
     let mut buf = Vec::with_capacity(1 << 16);
@@ -83,7 +41,18 @@ fn write_flood(w: &mut impl Write, n: u32) -> std::io::Result<()> {
         let port = 20_000 + (c % 40_000) as u16;
         let (mut cseq, mut sseq) = (1_000u32, 9_000u32);
         buf.clear();
-        tcp_record(&mut buf, ts, client, port, server, 80, cseq - 1, SYN, &[]);
+        tcp_record(
+            &mut buf,
+            ts,
+            client,
+            port,
+            server,
+            80,
+            cseq - 1,
+            0,
+            SYN,
+            &[],
+        );
         tcp_record(
             &mut buf,
             ts,
@@ -92,6 +61,7 @@ fn write_flood(w: &mut impl Write, n: u32) -> std::io::Result<()> {
             client,
             port,
             sseq - 1,
+            0,
             SYN | ACK,
             &[],
         );
@@ -109,13 +79,14 @@ fn write_flood(w: &mut impl Write, n: u32) -> std::io::Result<()> {
                 server,
                 80,
                 cseq,
+                0,
                 PSH_ACK,
                 req.as_bytes(),
             );
             cseq = cseq.wrapping_add(req.len() as u32);
             ts += 50;
             tcp_record(
-                &mut buf, ts, server, 80, client, port, sseq, PSH_ACK, response,
+                &mut buf, ts, server, 80, client, port, sseq, 0, PSH_ACK, response,
             );
             sseq = sseq.wrapping_add(response.len() as u32);
             w.write_all(&buf)?;
@@ -124,57 +95,14 @@ fn write_flood(w: &mut impl Write, n: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn u(v: &Value, path: &str) -> u64 {
-    path.split('.')
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("no {path} in output"))
-}
-
 #[test]
 fn distinct_path_flood_is_counted_exactly_in_bounded_memory() {
-    let gnu_time = std::path::Path::new("/usr/bin/time");
-    if !gnu_time.exists() {
-        return support::missing("/usr/bin/time");
-    }
     let n = requests();
-    let rss_file =
-        std::env::temp_dir().join(format!("wirelens-http-flood-{}.rss", std::process::id()));
-    let mut child = Command::new(gnu_time)
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(support::wirelens_bin())
-        .args(["read", "--periods", "1", "--no-progress", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn wirelens");
-    let stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        let mut w = BufWriter::with_capacity(1 << 20, stdin);
-        write_flood(&mut w, n).and_then(|()| w.flush())
+    let run = run_read(&["read", "--periods", "1", "--no-progress"], move |w| {
+        write_flood(w, n)
     });
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read output");
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "wirelens failed");
-    writer.join().expect("writer").expect("write flood");
-    let rss_text = std::fs::read_to_string(&rss_file).expect("rss");
-    let _ = std::fs::remove_file(&rss_file);
-    let rss_kib: u64 = rss_text
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .next_back()
-        .expect("peak rss");
-
-    let doc: Value = serde_json::from_str(&out).expect("json");
+    let rss_kib = run.peak_rss_kib;
+    let doc = run.json;
     let http = doc
         .as_object()
         .and_then(|m| m.values().find_map(|v| v.get("http")))

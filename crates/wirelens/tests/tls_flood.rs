@@ -6,17 +6,15 @@
 //! The capture is generated here and streamed to the binary's stdin while it runs, never
 //! stored. `FLOOD_HELLOS` overrides the number of hellos (default 1 M).
 
-use std::io::{BufWriter, Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use serde_json::Value;
+use support::flood::{run_read, u};
 
 /// Hellos in the default flood.
 const DEFAULT_HELLOS: u32 = 1_000_000;
 /// Ceiling on the binary's peak resident set: the TLS reassembly table (at most 100 000
-/// connections per worker, each under 400 bytes; a hello read in place buffers nothing), plus
-/// every other default handler's state. Measured: 96 MiB with two workers.
+/// connections per worker, about 300 bytes each; a hello read in place buffers nothing), plus
+/// the process's fixed costs. Measured: 67 MiB with two workers.
 const MAX_RSS_KIB: u64 = 160 * 1024;
 /// Largest relative error allowed of the SNI cardinality estimate.
 const MAX_CARD_ERROR: f64 = 0.03;
@@ -26,17 +24,6 @@ fn hellos() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_HELLOS)
-}
-
-/// The pcap global header: little endian, microsecond timestamps, Ethernet.
-fn pcap_header() -> [u8; 24] {
-    let mut h = [0u8; 24];
-    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    h[16..20].copy_from_slice(&65_535u32.to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes());
-    h
 }
 
 /// The server name of hello `i`.
@@ -94,33 +81,11 @@ fn record(i: u32, out: &mut Vec<u8>) {
     out[12..16].copy_from_slice(&frame_len.to_le_bytes());
 }
 
-/// Peak resident set (KiB) from `/proc/<pid>/status`, if readable.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    let mut cur = v;
-    for k in path.split('.') {
-        cur = cur
-            .get(k)
-            .unwrap_or_else(|| panic!("missing {path} in output"));
-    }
-    cur.as_u64()
-        .unwrap_or_else(|| panic!("{path} is not an integer: {cur}"))
-}
-
 #[test]
 fn distinct_hello_flood_is_counted_exactly_in_bounded_memory() {
     let n = hellos();
-    let bin = env!("CARGO_BIN_EXE_wirelens");
-    let started = Instant::now();
     // The tls handler alone: this bounds the TLS analyzer's memory (the whole default set on
-    // the same flood also keeps a connection table, HTTP and QUIC state per worker).
+    // the same flood is bounded by all_flood).
     let policy =
         std::env::temp_dir().join(format!("wirelens-tls-flood-{}.yaml", std::process::id()));
     std::fs::write(
@@ -128,62 +93,33 @@ fn distinct_hello_flood_is_counted_exactly_in_bounded_memory() {
         "visor:\n  policies:\n    p:\n      kind: collection\n      input:\n        tap: t\n        input_type: pcap\n      handlers:\n        modules:\n          tls:\n            type: tls\n",
     )
     .expect("policy file");
-    let mut child = Command::new(bin)
-        .args(["read", "--periods", "1", "--no-progress", "--policy"])
-        .arg(&policy)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wirelens");
-    let pid = child.id();
-    let stdin = child.stdin.take().expect("child stdin");
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut w = BufWriter::with_capacity(1 << 20, stdin);
-        w.write_all(&pcap_header())?;
-        let mut buf = Vec::with_capacity(256);
-        for i in 0..n {
-            record(i, &mut buf);
-            w.write_all(&buf)?;
-        }
-        w.flush()
-    });
-    let mut stdout = child.stdout.take().expect("child stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let mut stderr = child.stderr.take().expect("child stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut rss_kib = 0u64;
-    let status = loop {
-        if let Some(k) = vm_hwm_kib(pid) {
-            rss_kib = rss_kib.max(k);
-        }
-        if let Some(st) = child.try_wait().expect("wait for wirelens") {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader.join().expect("reader thread").expect("stdout read");
-    let err = err_reader.join().expect("stderr thread");
-    assert!(status.success(), "wirelens failed ({status}): {err}");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("capture written to wirelens");
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let run = run_read(
+        &[
+            "read",
+            "--periods",
+            "1",
+            "--no-progress",
+            "--policy",
+            &policy_arg,
+        ],
+        move |w| {
+            let mut buf = Vec::with_capacity(256);
+            for i in 0..n {
+                record(i, &mut buf);
+                w.write_all(&buf)?;
+            }
+            Ok(())
+        },
+    );
+    let rss_kib = run.peak_rss_kib;
     eprintln!(
         "tls flood: {n} hellos in {:.1} s, peak RSS {:.1} MiB",
-        started.elapsed().as_secs_f64(),
+        run.elapsed.as_secs_f64(),
         rss_kib as f64 / 1024.0
     );
 
-    let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+    let doc = run.json;
     let _ = std::fs::remove_file(&policy);
     let t = &doc["p"]["p-t-tls"]["tls"];
     assert_eq!(u(t, "client_hellos"), u64::from(n));

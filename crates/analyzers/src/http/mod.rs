@@ -35,6 +35,8 @@ pub const GROUPS: [&str; 7] = [
 
 /// Requests waiting for their response per connection; more are counted, not queued.
 pub const MAX_PENDING: usize = 16;
+// The ring's indices are bytes.
+const _: () = assert!(MAX_PENDING < 256);
 /// Longest path kept in `top_paths` (longer ones are cut: a flood of long paths stays bounded).
 pub const MAX_PATH: usize = 128;
 /// Longest host and user agent kept.
@@ -139,25 +141,50 @@ struct Pending {
     connect: bool,
 }
 
-/// What the handler remembers of one connection.
+/// Pending requests are stored packed in one word: the time in the low 62 bits (nanoseconds
+/// until the year 2116), the HEAD and CONNECT flags above.
+const TS_MASK: u64 = (1 << 62) - 1;
+const PACKED_HEAD: u64 = 1 << 62;
+const PACKED_CONNECT: u64 = 1 << 63;
+
+impl Pending {
+    fn pack(self) -> u64 {
+        self.ts_ns.min(TS_MASK)
+            | if self.head { PACKED_HEAD } else { 0 }
+            | if self.connect { PACKED_CONNECT } else { 0 }
+    }
+
+    fn unpack(w: u64) -> Self {
+        Self {
+            ts_ns: w & TS_MASK,
+            head: w & PACKED_HEAD != 0,
+            connect: w & PACKED_CONNECT != 0,
+        }
+    }
+}
+
+/// What the handler remembers of one connection: compact, as one lives in every tracked
+/// connection's entry.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnState {
     req: Side,
     resp: Side,
-    pending: [Pending; MAX_PENDING],
-    first: usize,
-    len: usize,
+    /// A ring of packed [`Pending`] requests.
+    pending: [u64; MAX_PENDING],
+    first: u8,
+    len: u8,
     /// The connection switched protocol (101, CONNECT): both directions stop.
     upgraded: bool,
 }
 
 impl ConnState {
     fn push(&mut self, p: Pending) -> bool {
-        if self.len >= MAX_PENDING {
+        let (first, len) = (usize::from(self.first), usize::from(self.len));
+        if len >= MAX_PENDING {
             return false;
         }
-        if let Some(slot) = self.pending.get_mut((self.first + self.len) % MAX_PENDING) {
-            *slot = p;
+        if let Some(slot) = self.pending.get_mut((first + len) % MAX_PENDING) {
+            *slot = p.pack();
         }
         self.len += 1;
         true
@@ -167,8 +194,9 @@ impl ConnState {
         if self.len == 0 {
             return None;
         }
-        let p = self.pending.get(self.first).copied();
-        self.first = (self.first + 1) % MAX_PENDING;
+        let first = usize::from(self.first);
+        let p = self.pending.get(first).copied().map(Pending::unpack);
+        self.first = ((first + 1) % MAX_PENDING) as u8;
         self.len -= 1;
         p
     }
@@ -285,7 +313,15 @@ impl Http {
 
     fn report_stats(&mut self) {
         let now = *self.heads.stats();
-        if now == self.reported {
+        // Only the cap hits are reported; `segments` changes on every call.
+        let r = &self.reported;
+        if (
+            now.evicted_cap,
+            now.gaps,
+            now.head_full,
+            now.budget_refusals,
+        ) == (r.evicted_cap, r.gaps, r.head_full, r.budget_refusals)
+        {
             return;
         }
         let b = self.window.live();

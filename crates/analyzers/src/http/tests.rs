@@ -176,3 +176,48 @@ fn pending_requests_are_capped() {
     assert_eq!(b.requests, (MAX_PENDING + 4) as u64);
     assert_eq!(b.pending_full, 4);
 }
+
+#[test]
+fn pending_requests_round_trip_packed_in_order() {
+    let mut c = ConnState::default();
+    let reqs = [
+        Pending {
+            ts_ns: 1_700_000_000_123_456_789,
+            head: true,
+            connect: false,
+        },
+        Pending {
+            ts_ns: 5,
+            head: false,
+            connect: true,
+        },
+        Pending {
+            ts_ns: u64::MAX,
+            head: true,
+            connect: true,
+        },
+    ];
+    for _ in 0..3 {
+        // Wraps the ring more than once.
+        for _ in 0..MAX_PENDING / 3 {
+            for p in reqs {
+                assert!(c.push(p));
+            }
+            for p in reqs {
+                let got = c.pop().expect("queued");
+                assert_eq!(got.ts_ns, p.ts_ns.min(TS_MASK));
+                assert_eq!((got.head, got.connect), (p.head, p.connect));
+            }
+        }
+    }
+    for i in 0..MAX_PENDING {
+        assert!(c.push(Pending {
+            ts_ns: i as u64,
+            ..Pending::default()
+        }));
+    }
+    assert!(!c.push(Pending::default()), "full ring refuses");
+    assert_eq!(c.pop().map(|p| p.ts_ns), Some(0));
+    // The per-connection state stays small: it lives in every tracked connection.
+    assert!(size_of::<ConnState>() <= 176);
+}

@@ -240,7 +240,15 @@ impl Tls {
     /// Moves the reassembler's new cap hits into the live bucket.
     fn report_stats(&mut self) {
         let now = *self.heads.stats();
-        if now == self.reported {
+        // Only the cap hits are reported; `segments` changes on every call.
+        let r = &self.reported;
+        if (
+            now.evicted_cap,
+            now.gaps,
+            now.head_full,
+            now.budget_refusals,
+        ) == (r.evicted_cap, r.gaps, r.head_full, r.budget_refusals)
+        {
             return;
         }
         let b = self.window.live();

@@ -316,3 +316,10 @@ fn advance_reads_a_stream_of_messages_and_skips_bodies_unbuffered() {
     assert_eq!(got.len(), 5);
     assert_eq!(got.last().map(Vec::as_slice), Some(&b"1"[..]));
 }
+
+#[test]
+fn tracked_connection_stays_compact() {
+    // Out-of-order pieces live out of line: a connection costs its two directions' counters
+    // and buffer handles, not MAX_PIECES pairs each.
+    assert!(size_of::<Conn<()>>() <= 208);
+}

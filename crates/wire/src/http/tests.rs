@@ -139,3 +139,35 @@ proptest::proptest! {
         let _ = trailer_len(&b);
     }
 }
+
+#[test]
+fn find_byte_agrees_with_a_plain_search() {
+    // Every position of the wanted byte in and around the 8-byte words, with near misses
+    // (bytes differing by one bit, 0x80 set) around it.
+    for len in 0..40usize {
+        for at in 0..=len {
+            let mut b: Vec<u8> = (0..len)
+                .map(|i| [0x0b, 0x8a, 0x0a ^ 0x80, b'x'][i % 4])
+                .collect();
+            if let Some(c) = b.get_mut(at) {
+                *c = b'\n';
+            }
+            assert_eq!(
+                find_byte(&b, b'\n'),
+                b.iter().position(|&c| c == b'\n'),
+                "len {len} at {at}"
+            );
+        }
+    }
+    assert_eq!(find_byte(b"", b':'), None);
+    assert_eq!(find_byte(b"\0\0\0\0\0\0\0\0\0:", b':'), Some(9));
+    assert_eq!(find_byte(b"\0\0\0\0\0\0\0\0\0:", 0), Some(0));
+}
+
+#[test]
+fn tchar_table_matches_rfc_9110() {
+    for c in 0..=255u8 {
+        let expected = c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+        assert_eq!(is_tchar(c), expected, "byte {c:#04x}");
+    }
+}

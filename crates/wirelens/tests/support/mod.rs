@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod flood;
 pub mod json;
 
 use std::path::PathBuf;
