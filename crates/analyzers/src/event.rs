@@ -126,8 +126,9 @@ impl Geo {
 pub const DNS_PORTS: [u16; 4] = [53, 5353, 5355, 53000];
 
 /// Returns the port that is not the DNS port, or `None` when neither port is a DNS port.
+#[inline]
 pub fn dns_metric_port(src_port: u16, dst_port: u16, extra: &[u16]) -> Option<u16> {
-    let is_dns = |p: u16| DNS_PORTS.contains(&p) || extra.contains(&p);
+    let is_dns = |p: u16| is_dns_port(p, extra);
     if is_dns(dst_port) {
         Some(src_port)
     } else if is_dns(src_port) {
@@ -138,8 +139,12 @@ pub fn dns_metric_port(src_port: u16, dst_port: u16, extra: &[u16]) -> Option<u1
 }
 
 /// Whether `port` is a DNS port (pktvisor's four, or one configured).
+///
+/// The four fixed ports are compared inline and the configured list (usually empty) is
+/// searched only when there is one: this runs twice per packet.
+#[inline]
 pub fn is_dns_port(port: u16, extra: &[u16]) -> bool {
-    DNS_PORTS.contains(&port) || extra.contains(&port)
+    matches!(port, 53 | 5353 | 5355 | 53000) || (!extra.is_empty() && extra.contains(&port))
 }
 
 /// One CIDR block of the host specification.
@@ -311,6 +316,15 @@ mod tests {
         assert!(!spec.contains("::2".parse().unwrap()));
         let all = HostSpec::parse("0.0.0.0/0").unwrap();
         assert!(all.contains(other));
+    }
+
+    #[test]
+    fn dns_ports_are_the_listed_four() {
+        for p in 0..=u16::MAX {
+            assert_eq!(is_dns_port(p, &[]), DNS_PORTS.contains(&p), "port {p}");
+        }
+        assert!(is_dns_port(8053, &[8053]));
+        assert!(!is_dns_port(8054, &[8053]));
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Handler {
     /// Instance name (pktvisor: `<policy>-<tap>-<module>`).
     pub name: String,
     pub kind: HandlerKind,
+    /// The handler's deep-sampling rate, read once here rather than per event.
+    deep_rate: u8,
 }
 
 /// Bounds on per-worker state.
@@ -156,10 +158,13 @@ impl Handler {
                 )));
             }
         };
-        Ok(Self {
+        let mut h = Self {
             name: instance,
             kind,
-        })
+            deep_rate: 100,
+        };
+        h.deep_rate = h.window_deep_rate();
+        Ok(h)
     }
 
     /// JSON/Prometheus schema key of this handler.
@@ -179,7 +184,7 @@ impl Handler {
         }
     }
 
-    fn deep_rate(&self) -> u8 {
+    fn window_deep_rate(&self) -> u8 {
         match &self.kind {
             HandlerKind::NetV1(h) => h.window_config.deep_sample_rate,
             HandlerKind::NetV2(h) => h.window_config.deep_sample_rate,
@@ -876,8 +881,14 @@ fn offer<'e, 'a>(
     ev: ChainEvent<'e, 'a>,
     geo: &mut Geo,
 ) -> Option<ChainEvent<'e, 'a>> {
-    let rate = h.deep_rate();
+    let rate = h.deep_rate;
     match (&mut h.kind, ev) {
+        // At a 100 % rate a deep event stays deep: no copy to re-decide it.
+        (HandlerKind::NetV1(n), ChainEvent::Packet(p, _) | ChainEvent::Dhcp(p, _))
+            if rate >= 100 && p.deep =>
+        {
+            n.on_packet(p, geo).then_some(ev)
+        }
         (HandlerKind::NetV1(n), ChainEvent::Packet(p, _) | ChainEvent::Dhcp(p, _)) => {
             let mut p2 = *p;
             p2.deep = deep_sample(rate, p.flow, p.ts_ns);
@@ -934,6 +945,14 @@ fn offer<'e, 'a>(
 }
 
 fn on_dns(h: &mut Handler, d: &DnsEvent<'_>, rate: u8, geo: &mut Geo) -> bool {
+    // At a 100 % rate a deep event stays deep: no copy to re-decide it.
+    if rate >= 100 && d.deep {
+        return match &mut h.kind {
+            HandlerKind::DnsV1(x) => x.on_dns(d, geo),
+            HandlerKind::DnsV2(x) => x.on_dns(d, geo),
+            _ => false,
+        };
+    }
     let mut d2 = *d;
     d2.deep = deep_sample(rate, d.flow, d.ts_ns);
     match &mut h.kind {

@@ -861,8 +861,52 @@ mod tests {
         )
     }
 
+    /// The scheme itself, written plainly: tracked counts and offset after `stream`.
+    fn reference_misra_gries(stream: &[(u16, u64)], cap: usize) -> (BTreeMap<u16, u64>, u64) {
+        let mut m = BTreeMap::new();
+        let mut offset = 0;
+        for &(k, w) in stream {
+            if w == 0 {
+                continue;
+            }
+            if let Some(c) = m.get_mut(&k) {
+                *c += w;
+                continue;
+            }
+            if m.len() >= cap {
+                let mut counts: Vec<u64> = m.values().copied().collect();
+                counts.sort_unstable();
+                let d = counts[counts.len() / 2];
+                offset += d;
+                m.retain(|_, c| {
+                    let keep = *c > d;
+                    *c = c.saturating_sub(d);
+                    keep
+                });
+            }
+            m.insert(k, w);
+        }
+        (m, offset)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// The table (slot cache, free-slot reuse, purge rebuild) tracks exactly what the plain
+        /// scheme tracks, so no speed-up of the table can change an estimate.
+        #[test]
+        fn tracks_exactly_what_the_plain_scheme_tracks(
+            stream in stream_strategy(),
+            cap in 1usize..40,
+        ) {
+            let t = build(&stream, cap);
+            let (want, offset) = reference_misra_gries(&stream, cap);
+            prop_assert_eq!(t.max_error(), offset);
+            prop_assert_eq!(t.len(), want.len());
+            for (k, c) in &want {
+                prop_assert_eq!(t.lower_bound(k), *c);
+            }
+        }
 
         #[test]
         fn bounds_hold_and_no_false_negatives(stream in stream_strategy(), cap in 1usize..40) {
