@@ -330,6 +330,7 @@ impl Default for Device {
             datagrams: 0,
             templates: 0,
             missing_templates: 0,
+            template_withdrawals: 0,
             sequence_lost: 0,
             malformed: 0,
             // Interfaces are few: the sketch default is plenty and exact in practice.
