@@ -135,6 +135,34 @@ pub struct StreamStats {
     pub budget_refusals: u64,
 }
 
+/// Cap hits of a [`StreamHeads`] since an earlier reading of its [`StreamStats`]: what a handler
+/// moves into its window bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapHits {
+    /// Connections evicted because the table was full.
+    pub evicted_cap: u64,
+    /// Directions cut by a lost segment.
+    pub gaps: u64,
+    /// Directions cut at `head_bytes`.
+    pub head_full: u64,
+    /// Directions cut because the byte budget was exhausted.
+    pub budget_refusals: u64,
+}
+
+impl StreamStats {
+    /// The cap hits since `earlier`, or `None` when there were none. Only cap hits are
+    /// compared: `segments` changes on every call, so comparing whole stats never skips.
+    pub fn cap_hits_since(&self, earlier: &StreamStats) -> Option<CapHits> {
+        let hits = CapHits {
+            evicted_cap: self.evicted_cap - earlier.evicted_cap,
+            gaps: self.gaps - earlier.gaps,
+            head_full: self.head_full - earlier.head_full,
+            budget_refusals: self.budget_refusals - earlier.budget_refusals,
+        };
+        (hits != CapHits::default()).then_some(hits)
+    }
+}
+
 /// Canonical connection key (smaller endpoint first), addresses as 128-bit numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {

@@ -313,22 +313,14 @@ impl Http {
 
     fn report_stats(&mut self) {
         let now = *self.heads.stats();
-        // Only the cap hits are reported; `segments` changes on every call.
-        let r = &self.reported;
-        if (
-            now.evicted_cap,
-            now.gaps,
-            now.head_full,
-            now.budget_refusals,
-        ) == (r.evicted_cap, r.gaps, r.head_full, r.budget_refusals)
-        {
+        let Some(hits) = now.cap_hits_since(&self.reported) else {
             return;
-        }
+        };
         let b = self.window.live();
-        b.reassembly_evictions += now.evicted_cap - self.reported.evicted_cap;
-        b.reassembly_gaps += now.gaps - self.reported.gaps;
-        b.reassembly_head_full += now.head_full - self.reported.head_full;
-        b.reassembly_budget_refusals += now.budget_refusals - self.reported.budget_refusals;
+        b.reassembly_evictions += hits.evicted_cap;
+        b.reassembly_gaps += hits.gaps;
+        b.reassembly_head_full += hits.head_full;
+        b.reassembly_budget_refusals += hits.budget_refusals;
         self.reported = now;
     }
 

@@ -323,3 +323,26 @@ fn tracked_connection_stays_compact() {
     // and buffer handles, not MAX_PIECES pairs each.
     assert!(size_of::<Conn<()>>() <= 208);
 }
+
+#[test]
+fn cap_hits_ignore_segments_and_report_deltas() {
+    let earlier = StreamStats {
+        segments: 10,
+        gaps: 1,
+        ..StreamStats::default()
+    };
+    let mut now = earlier;
+    now.segments = 50;
+    now.retransmits = 3;
+    assert_eq!(now.cap_hits_since(&earlier), None);
+    now.gaps = 4;
+    now.budget_refusals = 2;
+    assert_eq!(
+        now.cap_hits_since(&earlier),
+        Some(CapHits {
+            gaps: 3,
+            budget_refusals: 2,
+            ..CapHits::default()
+        })
+    );
+}
