@@ -31,10 +31,9 @@ use serde_json::Value;
 ///   are not reassembled, where Zeek logs the name. That single connection of 16 is the known
 ///   miss; DTLS rows (WebRTC) are left out since wirelens does not decode DTLS.
 /// * `version` and `cipher` (TLS over TCP only): one ServerHello per connection on both sides,
-///   expected to agree (pre-standard drafts are compared by number). Both name cipher suites
-///   by their IANA names, but wirelens names only the common suites and shows the others as
-///   numbers so they stay distinct (`tls/dhe.pcap`'s CAMELLIA suite is `0x0088`): the one
-///   such suite of 15 is why `cipher` allows 0.9.
+///   expected to agree (pre-standard drafts are compared by number). Both name every suite of
+///   the IANA registry by its registry name (`tls/dhe.pcap`'s CAMELLIA suite included), so
+///   every cipher is expected to agree.
 /// * `app` (per connection, from `--flow-log`): every connection Zeek logs in ssl.log must be a
 ///   flow wirelens classifies as `tls` (or `quic` for the QUIC traces).
 /// * `subject` / `issuer` / `san` (the leaf certificate of TLS 1.2 and older, traces with an
@@ -42,7 +41,7 @@ use serde_json::Value;
 const THRESHOLDS: &[(&str, f64)] = &[
     ("sni", 0.9),
     ("version", 1.0),
-    ("cipher", 0.9),
+    ("cipher", 1.0),
     ("subject", 1.0),
     ("issuer", 1.0),
     ("san", 1.0),

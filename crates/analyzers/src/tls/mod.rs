@@ -10,7 +10,7 @@
 //! not decrypt anything: TLS 1.3 certificates and anything after ChangeCipherSpec are out of
 //! reach by design.
 
-mod names;
+pub mod names;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
