@@ -647,7 +647,7 @@ impl Pipeline {
             for p in &mut self.policies {
                 for h in &mut p.handlers {
                     if let HandlerKind::Quic(q) = &mut h.kind {
-                        q.on_datagram(src, pkt.src_port, pkt.payload, ts_ns);
+                        q.on_datagram(src, pkt.src_port, dst, pkt.dst_port, pkt.payload, ts_ns);
                     }
                 }
             }

@@ -13,7 +13,7 @@ pub mod initial;
 
 use thiserror::Error;
 
-pub use initial::{InitialKeys, decrypt_initial, initial_keys};
+pub use initial::{InitialKeys, decrypt_initial, has_initial_keys, initial_keys, seal_initial};
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -300,7 +300,10 @@ impl<'a> Iterator for Frames<'a> {
 }
 
 /// Most disjoint CRYPTO ranges held while waiting for a hole to fill.
-const MAX_RANGES: usize = 8;
+///
+/// Chrome scatters its ClientHello over many small CRYPTO frames in random order ("chaos
+/// protection"); 16 holes cover what it sends and keep the buffer's bookkeeping fixed.
+const MAX_RANGES: usize = 16;
 
 /// The start of a CRYPTO stream, reassembled from frames in any order, with a fixed capacity
 /// chosen at construction (the only allocation).
@@ -424,10 +427,57 @@ pub struct InitialsSeen {
     pub bad_payload: u32,
 }
 
-/// Opens every client Initial of a datagram (coalesced packets included) and adds their CRYPTO
-/// frames to `crypto`. `scratch` receives each decrypted packet (1500 bytes is enough for a
-/// usual datagram; a packet larger than it is counted as not opened). `want(dcid)` is asked
-/// before decrypting; answering `false` skips the packet (the connection is already read).
+/// The long-header packets of a datagram, coalesced ones included (RFC 9000 §12.2): each
+/// header with the packet's bytes. Stops at the first header that does not parse (a
+/// short-header packet or garbage) and after a Retry or Version Negotiation packet, which
+/// take the rest of the datagram.
+#[derive(Debug, Clone)]
+pub struct Packets<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Packets<'a> {
+    pub fn new(datagram: &'a [u8]) -> Self {
+        Self { rest: datagram }
+    }
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = (LongHeader<'a>, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        // Every packet is at least a header long: the iteration is bounded by the datagram.
+        let h = long_header(self.rest).ok()?;
+        let packet = self.rest.get(..h.len).unwrap_or_default();
+        self.rest = if matches!(h.ptype, PacketType::Retry | PacketType::VersionNegotiation) {
+            &[]
+        } else {
+            self.rest.get(h.len..).unwrap_or_default()
+        };
+        Some((h, packet))
+    }
+}
+
+/// Adds the CRYPTO frames of a decrypted Initial payload to `crypto`. Returns `false` when
+/// the frames are malformed or CRYPTO data does not fit (what did fit is kept).
+pub fn add_crypto_frames(payload: &[u8], crypto: &mut CryptoBuf) -> bool {
+    let mut ok = true;
+    for f in Frames::new(payload) {
+        match f {
+            Ok(Frame::Crypto { offset, data }) => ok &= crypto.add(offset, data).is_ok(),
+            Ok(_) => {}
+            Err(_) => ok = false,
+        }
+    }
+    ok
+}
+
+/// Opens every client Initial of a datagram (coalesced packets included) with the keys of its
+/// own Destination Connection ID and adds their CRYPTO frames to `crypto`. `scratch` receives
+/// each decrypted packet (1500 bytes is enough for a usual datagram; a packet larger than it
+/// is counted as not opened). `want(dcid)` is asked before decrypting; answering `false`
+/// skips the packet (the connection is already read). Initials sent with another DCID than
+/// the one that keys them (after the server chose one) do not open here: a reader that
+/// follows connections remembers the original keys and uses [`decrypt_initial`] itself.
 pub fn open_client_initials(
     datagram: &[u8],
     scratch: &mut [u8],
@@ -435,41 +485,24 @@ pub fn open_client_initials(
     want: &mut dyn FnMut(&LongHeader<'_>) -> bool,
 ) -> InitialsSeen {
     let mut seen = InitialsSeen::default();
-    let mut rest = datagram;
-    // Every coalesced packet is at least a few bytes long: bounded by the datagram.
-    while !rest.is_empty() {
-        let Ok(h) = long_header(rest) else { break };
-        if h.ptype == PacketType::Initial {
-            seen.initials += 1;
-            let packet = rest.get(..h.len).unwrap_or_default();
-            match initial_keys(h.version, h.dcid, false) {
-                Err(_) => seen.unsupported += 1,
-                Ok(_) if !want(&h) => {}
-                Ok(keys) => match decrypt_initial(packet, &h, &keys, scratch) {
-                    Err(_) => seen.not_opened += 1,
-                    Ok((_, payload)) => {
-                        seen.opened += 1;
-                        let mut bad = false;
-                        for f in Frames::new(payload) {
-                            match f {
-                                Ok(Frame::Crypto { offset, data }) => {
-                                    bad |= crypto.add(offset, data).is_err();
-                                }
-                                Ok(_) => {}
-                                Err(_) => bad = true,
-                            }
-                        }
-                        if bad {
-                            seen.bad_payload += 1;
-                        }
+    for (h, packet) in Packets::new(datagram) {
+        if h.ptype != PacketType::Initial {
+            continue;
+        }
+        seen.initials += 1;
+        match initial_keys(h.version, h.dcid, false) {
+            Err(_) => seen.unsupported += 1,
+            Ok(_) if !want(&h) => {}
+            Ok(keys) => match decrypt_initial(packet, &h, &keys, scratch) {
+                Err(_) => seen.not_opened += 1,
+                Ok((_, payload)) => {
+                    seen.opened += 1;
+                    if !add_crypto_frames(payload, crypto) {
+                        seen.bad_payload += 1;
                     }
-                },
-            }
+                }
+            },
         }
-        if matches!(h.ptype, PacketType::Retry | PacketType::VersionNegotiation) {
-            break;
-        }
-        rest = rest.get(h.len..).unwrap_or_default();
     }
     seen
 }

@@ -50,6 +50,11 @@ fn expand_label(prk: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) -> Result<(), 
     prk.expand(info, out).map_err(|_| QuicError::BufferTooSmall)
 }
 
+/// Whether the Initial keys of `version` are known (versions 1 and 2, drafts 29 to 32).
+pub fn has_initial_keys(version: u32) -> bool {
+    matches!(version, VERSION_1 | VERSION_2 | 0xff00_001d..=0xff00_0020)
+}
+
 /// The Initial keys of a version for a connection whose client chose `dcid`: the client's
 /// (`server == false`) or the server's.
 pub fn initial_keys(version: u32, dcid: &[u8], server: bool) -> Result<InitialKeys, QuicError> {
@@ -126,4 +131,69 @@ pub fn decrypt_initial<'o>(
         .map_err(|_| QuicError::Decrypt)?;
     let payload = out.get(header_len..len - 16).ok_or(QuicError::Truncated)?;
     Ok((pn, payload))
+}
+
+/// Builds a protected client Initial packet into `out`, as a client would (RFC 9001 §5.3,
+/// §5.4): a long header with `dcid`, `scid`, no token and a 4-byte packet number `pn`,
+/// `payload` (frames) sealed with `keys`, header protection applied. Returns the packet's
+/// length. For generating test traffic: an observer never needs to seal.
+pub fn seal_initial(
+    version: u32,
+    keys: &InitialKeys,
+    dcid: &[u8],
+    scid: &[u8],
+    pn: u32,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<usize, QuicError> {
+    if dcid.len() > super::MAX_CID_LEN || scid.len() > super::MAX_CID_LEN {
+        return Err(QuicError::BadCid);
+    }
+    // Type bits: Initial is 0 in version 1, 1 in version 2 (RFC 9369 §3.2).
+    let ty: u8 = if version == VERSION_2 { 1 } else { 0 };
+    // The Length field (packet number, payload, tag) in its 2-byte varint form.
+    let length = 4 + payload.len() + 16;
+    if length >= 1 << 14 {
+        return Err(QuicError::BufferTooSmall);
+    }
+    let pn_off = 1 + 4 + 1 + dcid.len() + 1 + scid.len() + 1 + 2;
+    let total = pn_off + length;
+    let buf = out.get_mut(..total).ok_or(QuicError::BufferTooSmall)?;
+    buf[0] = 0xc0 | ty << 4 | 3;
+    buf[1..5].copy_from_slice(&version.to_be_bytes());
+    buf[5] = dcid.len() as u8;
+    let mut at = 6;
+    buf[at..at + dcid.len()].copy_from_slice(dcid);
+    at += dcid.len();
+    buf[at] = scid.len() as u8;
+    at += 1;
+    buf[at..at + scid.len()].copy_from_slice(scid);
+    at += scid.len();
+    buf[at] = 0; // token length
+    at += 1;
+    buf[at..at + 2].copy_from_slice(&(0x4000 | length as u16).to_be_bytes());
+    at += 2;
+    buf[at..at + 4].copy_from_slice(&pn.to_be_bytes());
+    at += 4;
+    buf[at..at + payload.len()].copy_from_slice(payload);
+    let mut nonce = keys.iv;
+    for (n, p) in nonce[4..].iter_mut().zip(u64::from(pn).to_be_bytes()) {
+        *n ^= p;
+    }
+    let (aad, rest) = buf.split_at_mut(at);
+    let (pt, tag_out) = rest.split_at_mut(payload.len());
+    let tag = Aes128Gcm::new((&keys.key).into())
+        .encrypt_inout_detached(&nonce.into(), aad, pt.into())
+        .map_err(|_| QuicError::BufferTooSmall)?;
+    tag_out.copy_from_slice(&tag);
+    let sample: [u8; 16] = buf
+        .get(pn_off + 4..pn_off + 20)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(QuicError::Truncated)?;
+    let mask = hp_mask(&keys.hp, &sample);
+    buf[0] ^= mask[0] & 0x0f;
+    for i in 0..4 {
+        buf[pn_off + i] ^= mask[1 + i];
+    }
+    Ok(total)
 }

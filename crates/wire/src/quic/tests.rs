@@ -161,6 +161,95 @@ fn rfc9001_a2_protection_reproduces_the_published_packet() {
 }
 
 #[test]
+fn seal_initial_reproduces_the_published_packet() {
+    let keys = initial_keys(VERSION_1, &unhex(DCID), false).expect("v1");
+    let mut out = [0u8; 1500];
+    let n = seal_initial(
+        VERSION_1,
+        &keys,
+        &unhex(DCID),
+        &[],
+        2,
+        &client_payload(),
+        &mut out,
+    )
+    .expect("seals");
+    assert_eq!(out[..n].to_vec(), unhex(V1_CLIENT_INITIAL.trim()));
+    // Version 2 rotates the type bits; the packet still parses as an Initial and opens.
+    let keys = initial_keys(VERSION_2, &unhex(DCID), false).expect("v2");
+    let n = seal_initial(
+        VERSION_2,
+        &keys,
+        &unhex(DCID),
+        &[7; 4],
+        9,
+        b"\x01\x00\x00",
+        &mut out,
+    )
+    .expect("seals");
+    let packet = out[..n].to_vec();
+    let h = long_header(&packet).expect("header");
+    assert_eq!(
+        (h.ptype, h.scid.to_vec()),
+        (PacketType::Initial, vec![7; 4])
+    );
+    let (pn, payload) = decrypt_initial(&packet, &h, &keys, &mut out).expect("opens");
+    assert_eq!((pn, payload.to_vec()), (9, b"\x01\x00\x00".to_vec()));
+}
+
+#[test]
+fn coalesced_packets_and_crypto_frames() {
+    let keys = initial_keys(VERSION_1, &unhex(DCID), false).expect("v1");
+    let mut a = [0u8; 200];
+    let na = seal_initial(
+        VERSION_1,
+        &keys,
+        &unhex(DCID),
+        &[],
+        0,
+        &[6, 0, 2, 1, 0, 1],
+        &mut a,
+    )
+    .expect("seals");
+    let mut b = [0u8; 200];
+    let nb = seal_initial(
+        VERSION_1,
+        &keys,
+        &unhex(DCID),
+        &[],
+        1,
+        &[6, 2, 2, 0, 1, 0, 0],
+        &mut b,
+    )
+    .expect("seals");
+    let mut datagram = a[..na].to_vec();
+    datagram.extend_from_slice(&b[..nb]);
+    datagram.extend_from_slice(&[0x40, 1, 2, 3]); // a short-header packet ends the walk
+    let packets: Vec<_> = Packets::new(&datagram)
+        .map(|(h, p)| (h.ptype, p.len()))
+        .collect();
+    assert_eq!(
+        packets,
+        vec![(PacketType::Initial, na), (PacketType::Initial, nb)]
+    );
+    let mut out = [0u8; 1500];
+    let mut crypto = CryptoBuf::new(64);
+    let seen = open_client_initials(&datagram, &mut out, &mut crypto, &mut |_| true);
+    assert_eq!((seen.initials, seen.opened, seen.bad_payload), (2, 2, 0));
+    assert_eq!(crypto.contiguous(), &[1, 0, 0, 1]);
+    assert!(!add_crypto_frames(
+        &[6, 60, 8, 0, 0, 0, 0, 0, 0, 0, 0],
+        &mut crypto
+    ));
+    assert!(
+        !add_crypto_frames(&[0x1f], &mut crypto),
+        "not a frame of an Initial"
+    );
+    assert!(has_initial_keys(VERSION_2) && has_initial_keys(0xff00_001d));
+    assert!(!has_initial_keys(0xff00_001b));
+}
+
+#[test]
 fn rfc9369_a2_version_2_client_initial() {
     let header = unhex("d36b3343cf088394c8f03e5157080000449e00000002");
     let p = protect(VERSION_2, &header, &client_payload());
