@@ -25,11 +25,11 @@ use serde_json::Value;
 
 /// Minimum overall agreement per field (matched / larger total, over all compared traces).
 ///
-/// * `sni` (TLS over TCP and QUIC): wirelens reads a QUIC ClientHello from the CRYPTO frames of
-///   Initials sent to one destination connection ID; Chrome's scattered CRYPTO fragments across
-///   Initials whose DCID changes mid-handshake (`quic/quic-decrypt-fail-google-de-51833.pcap`)
-///   are not reassembled, where Zeek logs the name. That single connection of 16 is the known
-///   miss; DTLS rows (WebRTC) are left out since wirelens does not decode DTLS.
+/// * `sni` (TLS over TCP and QUIC): every name expected to agree. wirelens follows a QUIC
+///   client by its UDP 5-tuple with the keys of its first Destination Connection ID, so
+///   Chrome's scattered CRYPTO fragments across Initials whose DCID changes mid-handshake
+///   (`quic/quic-decrypt-fail-google-de-51833.pcap`) are reassembled as Zeek does. DTLS rows
+///   (WebRTC) are left out since wirelens does not decode DTLS.
 /// * `version` and `cipher` (TLS over TCP only): one ServerHello per connection on both sides,
 ///   expected to agree (pre-standard drafts are compared by number). Both name every suite of
 ///   the IANA registry by its registry name (`tls/dhe.pcap`'s CAMELLIA suite included), so
@@ -39,7 +39,7 @@ use serde_json::Value;
 /// * `subject` / `issuer` / `san` (the leaf certificate of TLS 1.2 and older, traces with an
 ///   x509.log): common names and DNS alternative names, every one expected to agree.
 const THRESHOLDS: &[(&str, f64)] = &[
-    ("sni", 0.9),
+    ("sni", 1.0),
     ("version", 1.0),
     ("cipher", 1.0),
     ("subject", 1.0),
