@@ -330,3 +330,39 @@ fn pending_connections_are_bounded_and_evictions_counted() {
         (3, 0, 3)
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Damaged Initials, random long headers and random direction never panic, and the table
+    /// stays within its bound.
+    #[test]
+    fn hostile_datagrams_stay_bounded(
+        flips in proptest::collection::vec((0usize..1300, proptest::prelude::any::<u8>()), 0..4),
+        ports in proptest::collection::vec(0u16..8, 1..24),
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+    ) {
+        let ch = client_hello();
+        let mut q = handler(Some(3));
+        for (n, &port) in ports.iter().enumerate() {
+            let dcid = [port as u8; 8];
+            let mut p = sealed(&[n as u8; 8], &dcid, n as u32, &crypto(0, &ch[..(n * 40).min(ch.len())]));
+            for &(at, x) in &flips {
+                if let Some(b) = p.get_mut(at) {
+                    *b ^= x;
+                }
+            }
+            let mut j = vec![0xc0, 0, 0, 0, 1];
+            j.extend_from_slice(&junk);
+            if n % 2 == 0 {
+                q.on_datagram(C, 1000 + port, S, 443, &p, n as u64);
+                q.on_datagram(S, 443, C, 1000 + port, &j, n as u64);
+            } else {
+                q.on_datagram(S, 443, C, 1000 + port, &p, n as u64);
+                q.on_datagram(C, 1000 + port, S, 443, &j, n as u64);
+            }
+            proptest::prop_assert!(q.tracked() <= 3);
+        }
+        let b = q.window.live();
+        proptest::prop_assert!(b.initials_opened + b.initials_not_opened <= b.initials);
+    }
+}
