@@ -307,6 +307,26 @@ impl Reader {
         self.stats.records += 1;
         self.advance_clock(ts_ns);
         let frame_len = orig_len.max(data.len() as u32);
+        // The common frame (Ethernet, IPv4, UDP or TCP, not a fragment) is sharded from a few
+        // header bytes and decoded once, by its worker: the reader is the serial stage.
+        if let Some(flow) = wire::hash::quick_flow_hash(link, data) {
+            self.enqueue(
+                data,
+                at,
+                Rec {
+                    off: 0,
+                    len: 0,
+                    in_block: false,
+                    orig_len: frame_len,
+                    ts_ns,
+                    link,
+                    mode: Mode::Full,
+                    flow,
+                    pkt: None,
+                },
+            );
+            return;
+        }
         match wire::packet::decode(link, data) {
             Ok(pkt) => {
                 let flow = wire::hash::flow_hash(&pkt);
