@@ -113,9 +113,11 @@ struct Rec {
     mode: Mode,
     /// Symmetric flow hash computed by the reader (0 for undecodable frames).
     flow: u64,
-    /// The reader's decode of the frame, re-attached to the copy by the worker (decoding
-    /// once instead of twice); `None` when the worker must decode.
-    pkt: Option<Detached>,
+    /// Index in the batch's `pkts` of the reader's decode of the frame, re-attached to the
+    /// copy by the worker (decoding once instead of twice); `None` when the worker must
+    /// decode. The decode travels beside the record, not in it: most records have none, and
+    /// a small record is cheaper to push and read.
+    pkt: Option<u32>,
 }
 
 /// Records for one worker. Captured frames stay in the input block they were read into
@@ -126,6 +128,8 @@ struct Batch {
     block: Option<Block>,
     data: Vec<u8>,
     recs: Vec<Rec>,
+    /// Decodes made by the reader (see [`Rec::pkt`]).
+    pkts: Vec<Detached>,
 }
 
 enum Msg {
@@ -307,6 +311,26 @@ impl Reader {
         self.stats.records += 1;
         self.advance_clock(ts_ns);
         let frame_len = orig_len.max(data.len() as u32);
+        // The common frame (Ethernet, IPv4, UDP or TCP, not a fragment) is sharded from a few
+        // header bytes and decoded once, by its worker: the reader is the serial stage.
+        if let Some(flow) = wire::hash::quick_flow_hash(link, data) {
+            self.enqueue(
+                data,
+                at,
+                Rec {
+                    off: 0,
+                    len: 0,
+                    in_block: false,
+                    orig_len: frame_len,
+                    ts_ns,
+                    link,
+                    mode: Mode::Full,
+                    flow,
+                    pkt: None,
+                },
+            );
+            return;
+        }
         match wire::packet::decode(link, data) {
             Ok(pkt) => {
                 let flow = wire::hash::flow_hash(&pkt);
@@ -351,7 +375,7 @@ impl Reader {
                     }
                 } else {
                     let detached = pkt.detach(data);
-                    self.enqueue(
+                    self.enqueue_decoded(
                         data,
                         at,
                         Rec {
@@ -363,8 +387,9 @@ impl Reader {
                             link,
                             mode: Mode::Full,
                             flow,
-                            pkt: detached,
+                            pkt: None,
                         },
+                        detached,
                     );
                 }
             }
@@ -529,9 +554,24 @@ impl Reader {
     /// Appends the record (`off`, `len` and `in_block` are filled in here) to the batch of
     /// the record's worker: pointing into the shared block when `at` says where `data` lies
     /// (the caller flushed batches of older blocks), else with a copy of `data`.
-    fn enqueue(&mut self, data: &[u8], at: Option<FrameAt<'_>>, mut rec: Rec) {
+    fn enqueue(&mut self, data: &[u8], at: Option<FrameAt<'_>>, rec: Rec) {
+        self.enqueue_decoded(data, at, rec, None);
+    }
+
+    /// [`Self::enqueue`] with the reader's decode of the frame, if any, for the worker.
+    fn enqueue_decoded(
+        &mut self,
+        data: &[u8],
+        at: Option<FrameAt<'_>>,
+        mut rec: Rec,
+        decoded: Option<Detached>,
+    ) {
         let w = (rec.flow % self.senders.len() as u64) as usize;
         let batch = &mut self.pending[w];
+        if let Some(d) = decoded {
+            rec.pkt = Some(batch.pkts.len() as u32);
+            batch.pkts.push(d);
+        }
         rec.len = data.len() as u32;
         match at {
             Some(at) => {
@@ -588,7 +628,7 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                         pipeline.process_dnstap(bytes, r.ts_ns, r.flow);
                         continue;
                     }
-                    let decoded = if let Some(d) = &r.pkt {
+                    let decoded = if let Some(d) = r.pkt.and_then(|i| batch.pkts.get(i as usize)) {
                         Ok(d.attach(bytes))
                     } else if r.mode == Mode::AppOnly {
                         wire::packet::decode_ip(bytes)
@@ -604,6 +644,7 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                 batch.block = None;
                 batch.data.clear();
                 batch.recs.clear();
+                batch.pkts.clear();
                 let _ = free_tx.try_send(batch);
             }
         }
