@@ -24,35 +24,33 @@
 //!
 //! # Layout
 //!
-//! Entries are a dense array (never moved, freed slots reused) indexed by an open-addressing
-//! table of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, so
-//! probes are short and a tag match almost always is the key: one table word and one entry
-//! per lookup. A purge that frees entries rebuilds the table (no tombstones). Nothing is
-//! allocated after the first insertion: at most `2 · capacity` entries exist.
+//! Three parallel arrays, never moved, freed slots reused: keys, key hashes and the pair of
+//! counts. A purge reads only the counts (16 bytes an entry) and a table rebuild only the
+//! counts and hashes, so neither drags the keys through the cache. An open-addressing table
+//! of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, indexes the
+//! entries: probes are short and a tag match almost always is the key. A lookup that misses
+//! ends on the empty word where the key goes, so a new key is placed without a second probe.
+//! A purge that frees entries rebuilds the table (no tombstones). Nothing is allocated after
+//! the first insertion: at most `2 · capacity` entries exist.
 
 use std::cmp::Ordering;
 
 /// Largest capacity per measure: entry indices (plus one) fit in the table word's 16 bits.
 pub const MAX_CAPACITY: usize = 8192;
 
-/// One key tracked by at least one measure, or a free slot (both counts 0). A measure
-/// tracks the key exactly when its count is not 0: weights added are positive and a purge
-/// keeps only counts above the median it subtracts, so no separate flag is needed (and a
-/// purge is one branch-free saturating subtraction per entry).
-#[derive(Clone, Copy, Debug)]
-struct Entry<K> {
-    key: K,
-    /// Low 32 bits of the key hash: table position (low 15 bits) and tag (high 16).
-    hash: u32,
-    count: [u64; 2],
-}
-
 /// Two weighted Misra–Gries summaries (measure 0 and 1, e.g. bytes and packets) over the
 /// same keys; see the module documentation for the bound.
+///
+/// Entry `i` is `keys[i]`, `hashes[i]` (low 32 bits of the key hash: table position and, in
+/// the high 16 bits, tag) and `counts[i]`. A measure tracks the key exactly when its count
+/// is not 0: weights added are positive and a purge keeps only counts above the median it
+/// subtracts, so no separate flag is needed. Both counts 0: a free slot.
 #[derive(Clone, Debug)]
 pub struct DualTop<K> {
     capacity: usize,
-    entries: Vec<Entry<K>>,
+    keys: Vec<K>,
+    hashes: Vec<u32>,
+    counts: Vec<[u64; 2]>,
     free: Vec<u32>,
     /// `tag << 16 | (entry index + 1)`, 0 = empty.
     table: Vec<u32>,
@@ -62,6 +60,13 @@ pub struct DualTop<K> {
     scratch: Vec<u64>,
 }
 
+/// Where a lookup ended: the entry holding the key, or the empty table word where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Found(usize),
+    Vacant(usize),
+}
+
 impl<K: Copy + Eq + Ord> DualTop<K> {
     /// An empty summary tracking up to `capacity` keys per measure (clamped to
     /// `1..=MAX_CAPACITY`); allocates nothing until the first insertion.
@@ -69,7 +74,9 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             capacity: capacity.clamp(1, MAX_CAPACITY),
-            entries: Vec::new(),
+            keys: Vec::new(),
+            hashes: Vec::new(),
+            counts: Vec::new(),
             free: Vec::new(),
             table: Vec::new(),
             len: [0; 2],
@@ -94,69 +101,75 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// Adds counted weight without touching the totals (shared by insert and merge).
     #[inline]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
-        if let Some(i) = self.find(key, hash)
-            && let Some(e) = self.entries.get_mut(i)
-            && (e.count[0] != 0 || w[0] == 0)
-            && (e.count[1] != 0 || w[1] == 0)
+        let slot = self.find(key, hash);
+        if let Slot::Found(i) = slot
+            && let Some(c) = self.counts.get_mut(i)
+            && (c[0] != 0 || w[0] == 0)
+            && (c[1] != 0 || w[1] == 0)
         {
             // Tracked wherever it has weight: the common case, one lookup and two adds.
-            e.count[0] = e.count[0].saturating_add(w[0]);
-            e.count[1] = e.count[1].saturating_add(w[1]);
+            c[0] = c[0].saturating_add(w[0]);
+            c[1] = c[1].saturating_add(w[1]);
             return;
         }
-        self.add_new(key, hash, w);
+        self.add_new(key, hash, w, slot);
     }
 
-    /// The key is new to at least one measure it has weight in: purges as needed, then
-    /// tracks it there. Out of line: the common update stays small.
+    /// The key is new to at least one measure it has weight in (`slot`: where its lookup
+    /// ended): purges as needed, then tracks it there. Out of line: the common update stays
+    /// small.
     // Measure indices address the weights and the per-measure state at once.
     #[allow(clippy::needless_range_loop)]
     #[inline(never)]
-    fn add_new(&mut self, key: &K, hash: u32, w: [u64; 2]) {
+    fn add_new(&mut self, key: &K, hash: u32, w: [u64; 2], mut slot: Slot) {
         if self.table.is_empty() {
             let cap = self.capacity;
             self.table = vec![0; (4 * cap).next_power_of_two()];
-            self.entries.reserve_exact(2 * cap);
+            self.keys.reserve_exact(2 * cap);
+            self.hashes.reserve_exact(2 * cap);
+            self.counts.reserve_exact(2 * cap);
             self.free.reserve_exact(2 * cap);
-            self.scratch.reserve_exact(cap);
+            self.scratch = vec![0; 2 * cap];
+            slot = self.find(key, hash);
         }
-        let mut idx = self.find(key, hash);
         for m in 0..2 {
             let weight = w[m];
             if weight == 0 {
                 continue;
             }
-            if let Some(e) = idx.and_then(|i| self.entries.get_mut(i))
-                && e.count[m] != 0
+            if let Slot::Found(i) = slot
+                && let Some(c) = self.counts.get_mut(i)
+                && c[m] != 0
             {
-                e.count[m] = e.count[m].saturating_add(weight);
+                c[m] = c[m].saturating_add(weight);
                 continue;
             }
             if self.len[m] >= self.capacity {
                 // A purge of `m` never frees this key's entry if it exists (the other
                 // measure tracks it), but it may move it in the table: look it up again.
                 self.purge(m);
-                idx = self.find(key, hash);
+                slot = self.find(key, hash);
             }
-            let i = match idx {
-                Some(i) => i,
-                None => {
-                    let i = self.alloc(key, hash);
-                    idx = Some(i);
+            let i = match slot {
+                Slot::Found(i) => i,
+                Slot::Vacant(pos) => {
+                    let i = self.alloc(key, hash, pos);
+                    slot = Slot::Found(i);
                     i
                 }
             };
-            if let Some(e) = self.entries.get_mut(i) {
-                e.count[m] = weight;
+            if let Some(c) = self.counts.get_mut(i) {
+                c[m] = weight;
                 self.len[m] += 1;
             }
         }
     }
 
-    /// Loads the table word and the entry (if any) where `hash` probes first, and returns
-    /// something derived from them. A record updates a dozen summaries whose tables are far
-    /// apart in memory; touching them all before updating any lets the processor fetch them
-    /// in parallel instead of one cache miss after another. No effect on the state.
+    /// Loads the table word and the entry (if any) where `hash` probes first, and the free
+    /// slot a new key would take, and returns something derived from them. A record updates
+    /// a dozen summaries whose tables are far apart in memory; touching them all before
+    /// updating any lets the processor fetch them in parallel instead of one cache miss
+    /// after another. No effect on the state.
     #[inline]
     #[must_use]
     pub fn warm(&self, hash: u64) -> u64 {
@@ -167,41 +180,54 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             .copied()
             .unwrap_or(0);
         let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
-        let c = self.entries.get(i).map_or(0, |e| e.count[0]);
+        let c = self.counts.get(i).map_or(0, |c| c[0]);
+        let h = self.hashes.get(i).copied().unwrap_or(0);
         // The next free entry, which a new key takes.
         let f = self
             .free
             .last()
-            .and_then(|&f| self.entries.get(f as usize))
-            .map_or(0, |e| e.count[1]);
-        u64::from(t) ^ c ^ f
+            .and_then(|&f| self.counts.get(f as usize))
+            .map_or(0, |c| c[1]);
+        u64::from(t) ^ c ^ f ^ u64::from(h)
     }
 
-    /// Index of the entry holding `key`.
+    /// Where `key` is: its entry, or the empty table word its probe ended on. An empty
+    /// table (nothing inserted yet) gives `Vacant(usize::MAX)`, never used: the first
+    /// insertion allocates the table and looks again.
     #[inline]
-    fn find(&self, key: &K, hash: u32) -> Option<usize> {
+    fn find(&self, key: &K, hash: u32) -> Slot {
         let mask = self.table.len().wrapping_sub(1);
         let tag = hash >> 16;
         let mut pos = hash as usize & mask;
         // The table is at most half full, so an empty word ends every probe; the bound only
         // guards against a logic error.
         for _ in 0..self.table.len() {
-            let t = *self.table.get(pos)?;
+            let Some(&t) = self.table.get(pos) else {
+                break;
+            };
             if t == 0 {
-                return None;
+                return Slot::Vacant(pos);
             }
             if t >> 16 == tag {
                 let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
-                if self.entries.get(i).is_some_and(|e| e.key == *key) {
-                    return Some(i);
+                if self.keys.get(i).is_some_and(|k| k == key) {
+                    return Slot::Found(i);
                 }
             }
             pos = (pos + 1) & mask;
         }
-        None
+        Slot::Vacant(usize::MAX)
+    }
+
+    /// The table word for entry `i` of hash `hash`.
+    #[inline]
+    fn word(hash: u32, i: usize) -> u32 {
+        // i < 2 · MAX_CAPACITY < 2^16: the index fits beside the tag.
+        (hash >> 16) << 16 | (i as u32 + 1)
     }
 
     /// Puts entry `i` (hash `hash`) in the table.
+    #[inline]
     fn place(table: &mut [u32], hash: u32, i: usize) {
         let mask = table.len().wrapping_sub(1);
         let mut pos = hash as usize & mask;
@@ -209,34 +235,41 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             if let Some(t) = table.get_mut(pos)
                 && *t == 0
             {
-                // i < 2 · MAX_CAPACITY < 2^16: the index fits beside the tag.
-                *t = (hash >> 16) << 16 | (i as u32 + 1);
+                *t = Self::word(hash, i);
                 return;
             }
             pos = (pos + 1) & mask;
         }
     }
 
-    /// A fresh entry (tracked nowhere yet) for `key`, placed in the table.
-    fn alloc(&mut self, key: &K, hash: u32) -> usize {
-        let e = Entry {
-            key: *key,
-            hash,
-            count: [0; 2],
-        };
+    /// A fresh entry (tracked nowhere yet) for `key`, put in the table at `pos`, the empty
+    /// word its lookup ended on.
+    fn alloc(&mut self, key: &K, hash: u32, pos: usize) -> usize {
         let i = match self.free.pop() {
-            Some(i) if (i as usize) < self.entries.len() => {
-                if let Some(slot) = self.entries.get_mut(i as usize) {
-                    *slot = e;
+            Some(i) if (i as usize) < self.counts.len() => {
+                let i = i as usize;
+                if let (Some(k), Some(h), Some(c)) = (
+                    self.keys.get_mut(i),
+                    self.hashes.get_mut(i),
+                    self.counts.get_mut(i),
+                ) {
+                    *k = *key;
+                    *h = hash;
+                    *c = [0; 2];
                 }
-                i as usize
+                i
             }
             _ => {
-                self.entries.push(e);
-                self.entries.len() - 1
+                self.keys.push(*key);
+                self.hashes.push(hash);
+                self.counts.push([0; 2]);
+                self.counts.len() - 1
             }
         };
-        Self::place(&mut self.table, hash, i);
+        match self.table.get_mut(pos) {
+            Some(t) if *t == 0 => *t = Self::word(hash, i),
+            _ => Self::place(&mut self.table, hash, i),
+        }
         i
     }
 
@@ -244,34 +277,45 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// 0 and adds the median to `m`'s offset; entries tracked nowhere are freed.
     #[inline(never)]
     fn purge(&mut self, m: usize) {
-        self.scratch.clear();
-        self.scratch
-            .extend(self.entries.iter().map(|e| e.count[m]).filter(|&c| c != 0));
-        if self.scratch.is_empty() {
+        // The tracked counts of `m`, gathered without a branch per entry (whether a slot is
+        // tracked follows no pattern a predictor could learn): every count is written, the
+        // cursor only moves past the non-zero ones.
+        let mut n = 0;
+        for c in &self.counts {
+            let v = c[m & 1];
+            if let Some(s) = self.scratch.get_mut(n) {
+                *s = v;
+            }
+            n += usize::from(v != 0);
+        }
+        let Some(live) = self.scratch.get_mut(..n) else {
+            return;
+        };
+        if live.is_empty() {
             return;
         }
-        let mid = self.scratch.len() / 2;
-        let d = *self.scratch.select_nth_unstable(mid).1;
+        let mid = live.len() / 2;
+        let d = *live.select_nth_unstable(mid).1;
         self.offset[m] = self.offset[m].saturating_add(d);
         let o = m ^ 1;
         let (mut len, mut freed) = (0, 0);
-        for e in &mut self.entries {
-            let live = e.count[m] != 0;
+        for c in &mut self.counts {
+            let live = c[m] != 0;
             // Counts above the median keep the difference, the others (and free slots) 0.
-            e.count[m] = e.count[m].saturating_sub(d);
-            len += usize::from(e.count[m] != 0);
-            freed += usize::from(live && e.count[m] == 0 && e.count[o] == 0);
+            c[m] = c[m].saturating_sub(d);
+            len += usize::from(c[m] != 0);
+            freed += usize::from(live && c[m] == 0 && c[o] == 0);
         }
         self.len[m] = len;
         if freed > 0 {
             self.free.clear();
             self.table.fill(0);
-            for (i, e) in self.entries.iter().enumerate() {
-                if e.count == [0, 0] {
+            for (i, (c, &h)) in self.counts.iter().zip(&self.hashes).enumerate() {
+                if *c == [0, 0] {
                     // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
                     self.free.push(i as u32);
                 } else {
-                    Self::place(&mut self.table, e.hash, i);
+                    Self::place(&mut self.table, h, i);
                 }
             }
         }
@@ -284,10 +328,11 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     pub fn top(&self, m: usize, n: usize) -> Vec<(K, u64)> {
         let m = m & 1;
         let mut rows: Vec<(K, u64)> = self
-            .entries
+            .keys
             .iter()
-            .filter(|e| e.count[m] != 0)
-            .map(|e| (e.key, e.count[m]))
+            .zip(&self.counts)
+            .filter(|(_, c)| c[m] != 0)
+            .map(|(k, c)| (*k, c[m]))
             .collect();
         rows.sort_unstable_by(|a, b| match b.1.cmp(&a.1) {
             Ordering::Equal => a.0.cmp(&b.0),
@@ -327,9 +372,9 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// Merges `other` into `self` (see the module documentation for the bound).
     pub fn merge(&mut self, other: &Self) {
-        for e in &other.entries {
-            if e.count != [0, 0] {
-                self.add_counted(&e.key, e.hash, e.count);
+        for ((k, &h), &c) in other.keys.iter().zip(&other.hashes).zip(&other.counts) {
+            if c != [0, 0] {
+                self.add_counted(k, h, c);
             }
         }
         for m in 0..2 {
