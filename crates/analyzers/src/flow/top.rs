@@ -30,7 +30,7 @@
 //! of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, indexes the
 //! entries: probes are short and a tag match almost always is the key. A lookup that misses
 //! ends on the empty word where the key goes, so a new key is placed without a second probe.
-//! A purge that frees entries rebuilds the table (no tombstones). Nothing is allocated after
+//! A purge rebuilds the table in the pass that subtracts (no tombstones). Nothing is allocated after
 //! the first insertion: at most `2 · capacity` entries exist.
 
 use std::cmp::Ordering;
@@ -297,28 +297,25 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         let mid = live.len() / 2;
         let d = *live.select_nth_unstable(mid).1;
         self.offset[m] = self.offset[m].saturating_add(d);
-        let o = m ^ 1;
-        let (mut len, mut freed) = (0, 0);
-        for c in &mut self.counts {
-            let live = c[m] != 0;
+        // One pass subtracts, rebuilds the table and the free list. Rebuilding when nothing
+        // was freed would be harmless: the free list is always ascending (rebuilt ascending,
+        // only popped from the end), so it comes out the same, and table positions only
+        // decide where a key is found, not what is found.
+        self.table.fill(0);
+        self.free.clear();
+        let mut len = 0;
+        for (i, (c, &h)) in self.counts.iter_mut().zip(&self.hashes).enumerate() {
             // Counts above the median keep the difference, the others (and free slots) 0.
-            c[m] = c[m].saturating_sub(d);
-            len += usize::from(c[m] != 0);
-            freed += usize::from(live && c[m] == 0 && c[o] == 0);
-        }
-        self.len[m] = len;
-        if freed > 0 {
-            self.free.clear();
-            self.table.fill(0);
-            for (i, (c, &h)) in self.counts.iter().zip(&self.hashes).enumerate() {
-                if *c == [0, 0] {
-                    // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
-                    self.free.push(i as u32);
-                } else {
-                    Self::place(&mut self.table, h, i);
-                }
+            c[m & 1] = c[m & 1].saturating_sub(d);
+            len += usize::from(c[m & 1] != 0);
+            if *c == [0, 0] {
+                // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
+                self.free.push(i as u32);
+            } else {
+                Self::place(&mut self.table, h, i);
             }
         }
+        self.len[m] = len;
     }
 
     /// The `n` keys of measure `m` with the largest estimates, as `(key, estimate)`, sorted
