@@ -24,33 +24,35 @@
 //!
 //! # Layout
 //!
-//! Three parallel arrays, never moved, freed slots reused: keys, key hashes and the pair of
-//! counts. A purge reads only the counts (16 bytes an entry) and a table rebuild only the
-//! counts and hashes, so neither drags the keys through the cache. An open-addressing table
-//! of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, indexes the
-//! entries: probes are short and a tag match almost always is the key. A lookup that misses
-//! ends on the empty word where the key goes, so a new key is placed without a second probe.
-//! A purge rebuilds the table in the pass that subtracts (no tombstones). Nothing is allocated after
-//! the first insertion: at most `2 · capacity` entries exist.
+//! Entries are a dense array (never moved, freed slots reused) indexed by an open-addressing
+//! table of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, so
+//! probes are short and a tag match almost always is the key: one table word and one entry
+//! per lookup. A purge rebuilds the table in the pass that subtracts (no tombstones). Nothing is
+//! allocated after the first insertion: at most `2 · capacity` entries exist.
 
 use std::cmp::Ordering;
 
 /// Largest capacity per measure: entry indices (plus one) fit in the table word's 16 bits.
 pub const MAX_CAPACITY: usize = 8192;
 
+/// One key tracked by at least one measure, or a free slot (both counts 0). A measure
+/// tracks the key exactly when its count is not 0: weights added are positive and a purge
+/// keeps only counts above the median it subtracts, so no separate flag is needed (and a
+/// purge is one branch-free saturating subtraction per entry).
+#[derive(Clone, Copy, Debug)]
+struct Entry<K> {
+    key: K,
+    /// Low 32 bits of the key hash: table position (low 15 bits) and tag (high 16).
+    hash: u32,
+    count: [u64; 2],
+}
+
 /// Two weighted Misra–Gries summaries (measure 0 and 1, e.g. bytes and packets) over the
 /// same keys; see the module documentation for the bound.
-///
-/// Entry `i` is `keys[i]`, `hashes[i]` (low 32 bits of the key hash: table position and, in
-/// the high 16 bits, tag) and `counts[i]`. A measure tracks the key exactly when its count
-/// is not 0: weights added are positive and a purge keeps only counts above the median it
-/// subtracts, so no separate flag is needed. Both counts 0: a free slot.
 #[derive(Clone, Debug)]
 pub struct DualTop<K> {
     capacity: usize,
-    keys: Vec<K>,
-    hashes: Vec<u32>,
-    counts: Vec<[u64; 2]>,
+    entries: Vec<Entry<K>>,
     free: Vec<u32>,
     /// `tag << 16 | (entry index + 1)`, 0 = empty.
     table: Vec<u32>,
@@ -60,13 +62,6 @@ pub struct DualTop<K> {
     scratch: Vec<u64>,
 }
 
-/// Where a lookup ended: the entry holding the key, or the empty table word where it goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    Found(usize),
-    Vacant(usize),
-}
-
 impl<K: Copy + Eq + Ord> DualTop<K> {
     /// An empty summary tracking up to `capacity` keys per measure (clamped to
     /// `1..=MAX_CAPACITY`); allocates nothing until the first insertion.
@@ -74,9 +69,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             capacity: capacity.clamp(1, MAX_CAPACITY),
-            keys: Vec::new(),
-            hashes: Vec::new(),
-            counts: Vec::new(),
+            entries: Vec::new(),
             free: Vec::new(),
             table: Vec::new(),
             len: [0; 2],
@@ -101,75 +94,69 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// Adds counted weight without touching the totals (shared by insert and merge).
     #[inline]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
-        let slot = self.find(key, hash);
-        if let Slot::Found(i) = slot
-            && let Some(c) = self.counts.get_mut(i)
-            && (c[0] != 0 || w[0] == 0)
-            && (c[1] != 0 || w[1] == 0)
+        if let Some(i) = self.find(key, hash)
+            && let Some(e) = self.entries.get_mut(i)
+            && (e.count[0] != 0 || w[0] == 0)
+            && (e.count[1] != 0 || w[1] == 0)
         {
             // Tracked wherever it has weight: the common case, one lookup and two adds.
-            c[0] = c[0].saturating_add(w[0]);
-            c[1] = c[1].saturating_add(w[1]);
+            e.count[0] = e.count[0].saturating_add(w[0]);
+            e.count[1] = e.count[1].saturating_add(w[1]);
             return;
         }
-        self.add_new(key, hash, w, slot);
+        self.add_new(key, hash, w);
     }
 
-    /// The key is new to at least one measure it has weight in (`slot`: where its lookup
-    /// ended): purges as needed, then tracks it there. Out of line: the common update stays
-    /// small.
+    /// The key is new to at least one measure it has weight in: purges as needed, then
+    /// tracks it there. Out of line: the common update stays small.
     // Measure indices address the weights and the per-measure state at once.
     #[allow(clippy::needless_range_loop)]
     #[inline(never)]
-    fn add_new(&mut self, key: &K, hash: u32, w: [u64; 2], mut slot: Slot) {
+    fn add_new(&mut self, key: &K, hash: u32, w: [u64; 2]) {
         if self.table.is_empty() {
             let cap = self.capacity;
             self.table = vec![0; (4 * cap).next_power_of_two()];
-            self.keys.reserve_exact(2 * cap);
-            self.hashes.reserve_exact(2 * cap);
-            self.counts.reserve_exact(2 * cap);
+            self.entries.reserve_exact(2 * cap);
             self.free.reserve_exact(2 * cap);
-            self.scratch = vec![0; 2 * cap];
-            slot = self.find(key, hash);
+            self.scratch.reserve_exact(cap);
         }
+        let mut idx = self.find(key, hash);
         for m in 0..2 {
             let weight = w[m];
             if weight == 0 {
                 continue;
             }
-            if let Slot::Found(i) = slot
-                && let Some(c) = self.counts.get_mut(i)
-                && c[m] != 0
+            if let Some(e) = idx.and_then(|i| self.entries.get_mut(i))
+                && e.count[m] != 0
             {
-                c[m] = c[m].saturating_add(weight);
+                e.count[m] = e.count[m].saturating_add(weight);
                 continue;
             }
             if self.len[m] >= self.capacity {
                 // A purge of `m` never frees this key's entry if it exists (the other
                 // measure tracks it), but it may move it in the table: look it up again.
                 self.purge(m);
-                slot = self.find(key, hash);
+                idx = self.find(key, hash);
             }
-            let i = match slot {
-                Slot::Found(i) => i,
-                Slot::Vacant(pos) => {
-                    let i = self.alloc(key, hash, pos);
-                    slot = Slot::Found(i);
+            let i = match idx {
+                Some(i) => i,
+                None => {
+                    let i = self.alloc(key, hash);
+                    idx = Some(i);
                     i
                 }
             };
-            if let Some(c) = self.counts.get_mut(i) {
-                c[m] = weight;
+            if let Some(e) = self.entries.get_mut(i) {
+                e.count[m] = weight;
                 self.len[m] += 1;
             }
         }
     }
 
-    /// Loads the table word and the entry (if any) where `hash` probes first, and the free
-    /// slot a new key would take, and returns something derived from them. A record updates
-    /// a dozen summaries whose tables are far apart in memory; touching them all before
-    /// updating any lets the processor fetch them in parallel instead of one cache miss
-    /// after another. No effect on the state.
+    /// Loads the table word and the entry (if any) where `hash` probes first, and returns
+    /// something derived from them. A record updates a dozen summaries whose tables are far
+    /// apart in memory; touching them all before updating any lets the processor fetch them
+    /// in parallel instead of one cache miss after another. No effect on the state.
     #[inline]
     #[must_use]
     pub fn warm(&self, hash: u64) -> u64 {
@@ -180,54 +167,41 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             .copied()
             .unwrap_or(0);
         let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
-        let c = self.counts.get(i).map_or(0, |c| c[0]);
-        let h = self.hashes.get(i).copied().unwrap_or(0);
+        let c = self.entries.get(i).map_or(0, |e| e.count[0]);
         // The next free entry, which a new key takes.
         let f = self
             .free
             .last()
-            .and_then(|&f| self.counts.get(f as usize))
-            .map_or(0, |c| c[1]);
-        u64::from(t) ^ c ^ f ^ u64::from(h)
+            .and_then(|&f| self.entries.get(f as usize))
+            .map_or(0, |e| e.count[1]);
+        u64::from(t) ^ c ^ f
     }
 
-    /// Where `key` is: its entry, or the empty table word its probe ended on. An empty
-    /// table (nothing inserted yet) gives `Vacant(usize::MAX)`, never used: the first
-    /// insertion allocates the table and looks again.
+    /// Index of the entry holding `key`.
     #[inline]
-    fn find(&self, key: &K, hash: u32) -> Slot {
+    fn find(&self, key: &K, hash: u32) -> Option<usize> {
         let mask = self.table.len().wrapping_sub(1);
         let tag = hash >> 16;
         let mut pos = hash as usize & mask;
         // The table is at most half full, so an empty word ends every probe; the bound only
         // guards against a logic error.
         for _ in 0..self.table.len() {
-            let Some(&t) = self.table.get(pos) else {
-                break;
-            };
+            let t = *self.table.get(pos)?;
             if t == 0 {
-                return Slot::Vacant(pos);
+                return None;
             }
             if t >> 16 == tag {
                 let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
-                if self.keys.get(i).is_some_and(|k| k == key) {
-                    return Slot::Found(i);
+                if self.entries.get(i).is_some_and(|e| e.key == *key) {
+                    return Some(i);
                 }
             }
             pos = (pos + 1) & mask;
         }
-        Slot::Vacant(usize::MAX)
-    }
-
-    /// The table word for entry `i` of hash `hash`.
-    #[inline]
-    fn word(hash: u32, i: usize) -> u32 {
-        // i < 2 · MAX_CAPACITY < 2^16: the index fits beside the tag.
-        (hash >> 16) << 16 | (i as u32 + 1)
+        None
     }
 
     /// Puts entry `i` (hash `hash`) in the table.
-    #[inline]
     fn place(table: &mut [u32], hash: u32, i: usize) {
         let mask = table.len().wrapping_sub(1);
         let mut pos = hash as usize & mask;
@@ -235,41 +209,34 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             if let Some(t) = table.get_mut(pos)
                 && *t == 0
             {
-                *t = Self::word(hash, i);
+                // i < 2 · MAX_CAPACITY < 2^16: the index fits beside the tag.
+                *t = (hash >> 16) << 16 | (i as u32 + 1);
                 return;
             }
             pos = (pos + 1) & mask;
         }
     }
 
-    /// A fresh entry (tracked nowhere yet) for `key`, put in the table at `pos`, the empty
-    /// word its lookup ended on.
-    fn alloc(&mut self, key: &K, hash: u32, pos: usize) -> usize {
+    /// A fresh entry (tracked nowhere yet) for `key`, placed in the table.
+    fn alloc(&mut self, key: &K, hash: u32) -> usize {
+        let e = Entry {
+            key: *key,
+            hash,
+            count: [0; 2],
+        };
         let i = match self.free.pop() {
-            Some(i) if (i as usize) < self.counts.len() => {
-                let i = i as usize;
-                if let (Some(k), Some(h), Some(c)) = (
-                    self.keys.get_mut(i),
-                    self.hashes.get_mut(i),
-                    self.counts.get_mut(i),
-                ) {
-                    *k = *key;
-                    *h = hash;
-                    *c = [0; 2];
+            Some(i) if (i as usize) < self.entries.len() => {
+                if let Some(slot) = self.entries.get_mut(i as usize) {
+                    *slot = e;
                 }
-                i
+                i as usize
             }
             _ => {
-                self.keys.push(*key);
-                self.hashes.push(hash);
-                self.counts.push([0; 2]);
-                self.counts.len() - 1
+                self.entries.push(e);
+                self.entries.len() - 1
             }
         };
-        match self.table.get_mut(pos) {
-            Some(t) if *t == 0 => *t = Self::word(hash, i),
-            _ => Self::place(&mut self.table, hash, i),
-        }
+        Self::place(&mut self.table, hash, i);
         i
     }
 
@@ -277,25 +244,14 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// 0 and adds the median to `m`'s offset; entries tracked nowhere are freed.
     #[inline(never)]
     fn purge(&mut self, m: usize) {
-        // The tracked counts of `m`, gathered without a branch per entry (whether a slot is
-        // tracked follows no pattern a predictor could learn): every count is written, the
-        // cursor only moves past the non-zero ones.
-        let mut n = 0;
-        for c in &self.counts {
-            let v = c[m & 1];
-            if let Some(s) = self.scratch.get_mut(n) {
-                *s = v;
-            }
-            n += usize::from(v != 0);
-        }
-        let Some(live) = self.scratch.get_mut(..n) else {
-            return;
-        };
-        if live.is_empty() {
+        self.scratch.clear();
+        self.scratch
+            .extend(self.entries.iter().map(|e| e.count[m]).filter(|&c| c != 0));
+        if self.scratch.is_empty() {
             return;
         }
-        let mid = live.len() / 2;
-        let d = *live.select_nth_unstable(mid).1;
+        let mid = self.scratch.len() / 2;
+        let d = *self.scratch.select_nth_unstable(mid).1;
         self.offset[m] = self.offset[m].saturating_add(d);
         // One pass subtracts, rebuilds the table and the free list. Rebuilding when nothing
         // was freed would be harmless: the free list is always ascending (rebuilt ascending,
@@ -304,15 +260,15 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         self.table.fill(0);
         self.free.clear();
         let mut len = 0;
-        for (i, (c, &h)) in self.counts.iter_mut().zip(&self.hashes).enumerate() {
+        for (i, e) in self.entries.iter_mut().enumerate() {
             // Counts above the median keep the difference, the others (and free slots) 0.
-            c[m & 1] = c[m & 1].saturating_sub(d);
-            len += usize::from(c[m & 1] != 0);
-            if *c == [0, 0] {
+            e.count[m & 1] = e.count[m & 1].saturating_sub(d);
+            len += usize::from(e.count[m & 1] != 0);
+            if e.count == [0, 0] {
                 // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
                 self.free.push(i as u32);
             } else {
-                Self::place(&mut self.table, h, i);
+                Self::place(&mut self.table, e.hash, i);
             }
         }
         self.len[m] = len;
@@ -325,11 +281,10 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     pub fn top(&self, m: usize, n: usize) -> Vec<(K, u64)> {
         let m = m & 1;
         let mut rows: Vec<(K, u64)> = self
-            .keys
+            .entries
             .iter()
-            .zip(&self.counts)
-            .filter(|(_, c)| c[m] != 0)
-            .map(|(k, c)| (*k, c[m]))
+            .filter(|e| e.count[m] != 0)
+            .map(|e| (e.key, e.count[m]))
             .collect();
         rows.sort_unstable_by(|a, b| match b.1.cmp(&a.1) {
             Ordering::Equal => a.0.cmp(&b.0),
@@ -369,9 +324,9 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// Merges `other` into `self` (see the module documentation for the bound).
     pub fn merge(&mut self, other: &Self) {
-        for ((k, &h), &c) in other.keys.iter().zip(&other.hashes).zip(&other.counts) {
-            if c != [0, 0] {
-                self.add_counted(k, h, c);
+        for e in &other.entries {
+            if e.count != [0, 0] {
+                self.add_counted(&e.key, e.hash, e.count);
             }
         }
         for m in 0..2 {
