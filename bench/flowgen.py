@@ -7,8 +7,17 @@ the template first and again every 1,000 datagrams. Addresses come from 10.0.0.0
 172.16.0.0/16, ports and counters from a seeded generator, so every run writes the same file.
 Prints "records packets bytes" (the totals a reader must find) on stdout.
 
-Usage: flowgen.py v9|ipfix RECORDS OUT.pcap
+Key distributions (the last argument):
+  uniform (default)  addresses uniform over both /16s, source ports uniform over 1024-65535,
+                     interfaces uniform over 1-48: nearly every top-N key is new (the worst case).
+  zipf               addresses, source ports and interfaces Zipf-distributed (exponent 1.1, the
+                     rank-1 value the most frequent): a few hosts, ports and interfaces carry most
+                     flows, as in real exports. Destination ports, protocols, ToS and counters are
+                     drawn as in the uniform capture.
+
+Usage: flowgen.py v9|ipfix RECORDS OUT.pcap [uniform|zipf]
 """
+import itertools
 import random
 import struct
 import sys
@@ -16,12 +25,26 @@ import sys
 FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (5, 1), (6, 1), (1, 4), (2, 4), (10, 4),
           (14, 4), (22, 4), (21, 4)]
 PER_DGRAM = 30
+ZIPF_S = 1.1
+
+
+def zipf_cum(n):
+    """Cumulative weights of ranks 0..n-1 with weight 1/(rank+1)^ZIPF_S."""
+    return list(itertools.accumulate(1.0 / (r + 1) ** ZIPF_S for r in range(n)))
 
 
 def main():
     fmt, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    dist = sys.argv[4] if len(sys.argv) > 4 else "uniform"
+    if dist not in ("uniform", "zipf"):
+        sys.exit(f"flowgen: unknown distribution {dist} (uniform or zipf)")
     ipfix = fmt == "ipfix"
     rng = random.Random(42)
+    if dist == "zipf":
+        # A separate generator for the Zipf draws: the uniform capture's draws stay as they were.
+        zrng = random.Random(7)
+        hosts, ports, ifaces = range(1 << 16), range(64512), range(48)
+        host_cw, port_cw, if_cw = zipf_cum(1 << 16), zipf_cum(64512), zipf_cum(48)
     rec = struct.Struct(">IIHHBBBIIIIII")
     tpl_body = struct.pack(">HH", 256, len(FIELDS)) + b"".join(
         struct.pack(">HH", i, l) for i, l in FIELDS)
@@ -40,17 +63,29 @@ def main():
     while written < n:
         k = min(PER_DGRAM, n - written)
         recs = []
-        for _ in range(k):
+        if dist == "zipf":
+            srcs = zrng.choices(hosts, cum_weights=host_cw, k=k)
+            dsts = zrng.choices(hosts, cum_weights=host_cw, k=k)
+            sports = zrng.choices(ports, cum_weights=port_cw, k=k)
+            ins = zrng.choices(ifaces, cum_weights=if_cw, k=k)
+            outs = zrng.choices(ifaces, cum_weights=if_cw, k=k)
+        for j in range(k):
             p = rng.randint(1, 1000)
             b = p * rng.randint(40, 1500)
             total_p += p
             total_b += b
+            src, dst = 0x0A000000 | rng.getrandbits(16), 0xAC100000 | rng.getrandbits(16)
+            sport = rng.randint(1024, 65535)
+            dport_ = rng.choice((53, 80, 443, 123, 22, 8080))
+            proto = rng.choice((6, 17, 6, 6, 1))
+            tos = rng.choice((0, 0, 0, 46 << 2, 10 << 2))
+            flags = rng.getrandbits(6)
+            in_if, out_if = rng.randint(1, 48), rng.randint(1, 48)
+            if dist == "zipf":
+                src, dst = 0x0A000000 | srcs[j], 0xAC100000 | dsts[j]
+                sport, in_if, out_if = 1024 + sports[j], 1 + ins[j], 1 + outs[j]
             recs.append(rec.pack(
-                0x0A000000 | rng.getrandbits(16), 0xAC100000 | rng.getrandbits(16),
-                rng.randint(1024, 65535), rng.choice((53, 80, 443, 123, 22, 8080)),
-                rng.choice((6, 17, 6, 6, 1)), rng.choice((0, 0, 0, 46 << 2, 10 << 2)),
-                rng.getrandbits(6), b, p, rng.randint(1, 48), rng.randint(1, 48),
-                1000, 2000))
+                src, dst, sport, dport_, proto, tos, flags, b, p, in_if, out_if, 1000, 2000))
         data = b"".join(recs)
         data_set = struct.pack(">HH", 256, 4 + len(data)) + data
         sets = (tpl_set if dgram % 1000 == 0 else b"") + data_set

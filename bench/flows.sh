@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Flow export throughput: `wirelens read -i netflow` (one worker: one core) against pmacct's
 # collector nfacctd reading the same capture (its `pcap_savefile` input), on synthetic NetFlow v9
-# and IPFIX captures written by bench/flowgen.py (one exporter, 30 records per datagram).
+# and IPFIX captures written by bench/flowgen.py (one exporter, 30 records per datagram), each
+# twice: with uniform keys (nearly every top-N key new: the worst case, the headline figure) and
+# with Zipf-distributed hosts, ports and interfaces (heavy-tailed, as real exports are).
 # For each capture and tool: median wall time and CPU time (user + system, GNU time) of N runs,
 # flow records per CPU second, and a check that the tool found every record (wirelens:
 # records_flows; nfacctd: the packets of its 5-tuple table against the generator's total).
@@ -46,12 +48,18 @@ median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) f
 summary=()
 echo "| capture | records | tool | median wall s | median CPU s | records per CPU second | all records found |"
 echo "|---|---:|---|---:|---:|---:|---|"
-for fmt in v9 ipfix; do
-  cap="bench/data/flows-$fmt-$RECORDS.pcap"
+for kind in v9 ipfix v9-zipf ipfix-zipf; do
+  fmt=${kind%-zipf}
+  dist=uniform; [ "$kind" != "$fmt" ] && dist=zipf
+  if [ "$dist" = uniform ]; then
+    cap="bench/data/flows-$fmt-$RECORDS.pcap"
+  else
+    cap="bench/data/flows-$fmt-zipf-$RECORDS.pcap"
+  fi
   totals="$cap.totals"
   if [ ! -s "$cap" ] || [ ! -s "$totals" ]; then
     echo "flows: generating $cap" >&2
-    python3 bench/flowgen.py "$fmt" "$RECORDS" "$cap" > "$totals"
+    python3 bench/flowgen.py "$fmt" "$RECORDS" "$cap" "$dist" > "$totals"
   fi
   read -r n packets _bytes < "$totals"
 
@@ -71,7 +79,7 @@ import json,sys
 d = json.load(open(sys.argv[1]))["1m"]["flow"]["devices"]
 print(sum(v["records_flows"] for v in d.values()))' "$TMP/wl.json")
   ok=no; [ "$found" = "$n" ] && ok=yes
-  printf '| %s | %s | wirelens (1 worker) | %.2f | %.2f | %.0f | %s |\n' "$fmt" "$n" "$wl" "$wlc" \
+  printf '| %s | %s | wirelens (1 worker) | %.2f | %.2f | %.0f | %s |\n' "$kind" "$n" "$wl" "$wlc" \
     "$(python3 -c "print($n / max($wlc, 1e-9))")" "$ok ($found)"
 
   # nfacctd: pcap_savefile input, print plugin keyed by the 5-tuple, written once at exit.
@@ -109,10 +117,10 @@ r = csv.DictReader(open(sys.argv[1]))
 print(sum(int(x["PACKETS"]) for x in r if (x.get("PACKETS") or "").isdigit()))' "$TMP/nf.csv")
   ok=no; [ "$nf_packets" = "$packets" ] && ok=yes
   printf '| %s | %s | nfacctd (print, 5-tuple) | %.2f | %.2f | %.0f | %s (packets %s of %s) |\n' \
-    "$fmt" "$n" "$nf" "$nfc" "$(python3 -c "print($n / max($nfc, 1e-9))")" "$ok" "$nf_packets" "$packets"
+    "$kind" "$n" "$nf" "$nfc" "$(python3 -c "print($n / max($nfc, 1e-9))")" "$ok" "$nf_packets" "$packets"
   summary+=("$(python3 -c "
 wl, nf = $wl_rate, $n / max($nfc, 1e-9)
-print(f'- $fmt: wirelens {wl:,.0f} records per CPU second ({wl / 1e6:.2f} of the 1 M target), {wl / nf:.2f}x nfacctd ({nf:,.0f})')")")
+print(f'- $kind: wirelens {wl:,.0f} records per CPU second ({wl / 1e6:.2f} of the 1 M target), {wl / nf:.2f}x nfacctd ({nf:,.0f})')")")
 done
 echo
 printf '%s\n' "${summary[@]}"

@@ -27,7 +27,7 @@
 //! Entries are a dense array (never moved, freed slots reused) indexed by an open-addressing
 //! table of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, so
 //! probes are short and a tag match almost always is the key: one table word and one entry
-//! per lookup. A purge that frees entries rebuilds the table (no tombstones). Nothing is
+//! per lookup. A purge rebuilds the table in the pass that subtracts (no tombstones). Nothing is
 //! allocated after the first insertion: at most `2 · capacity` entries exist.
 
 use std::cmp::Ordering;
@@ -253,28 +253,25 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         let mid = self.scratch.len() / 2;
         let d = *self.scratch.select_nth_unstable(mid).1;
         self.offset[m] = self.offset[m].saturating_add(d);
-        let o = m ^ 1;
-        let (mut len, mut freed) = (0, 0);
-        for e in &mut self.entries {
-            let live = e.count[m] != 0;
+        // One pass subtracts, rebuilds the table and the free list. Rebuilding when nothing
+        // was freed would be harmless: the free list is always ascending (rebuilt ascending,
+        // only popped from the end), so it comes out the same, and table positions only
+        // decide where a key is found, not what is found.
+        self.table.fill(0);
+        self.free.clear();
+        let mut len = 0;
+        for (i, e) in self.entries.iter_mut().enumerate() {
             // Counts above the median keep the difference, the others (and free slots) 0.
-            e.count[m] = e.count[m].saturating_sub(d);
-            len += usize::from(e.count[m] != 0);
-            freed += usize::from(live && e.count[m] == 0 && e.count[o] == 0);
-        }
-        self.len[m] = len;
-        if freed > 0 {
-            self.free.clear();
-            self.table.fill(0);
-            for (i, e) in self.entries.iter().enumerate() {
-                if e.count == [0, 0] {
-                    // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
-                    self.free.push(i as u32);
-                } else {
-                    Self::place(&mut self.table, e.hash, i);
-                }
+            e.count[m & 1] = e.count[m & 1].saturating_sub(d);
+            len += usize::from(e.count[m & 1] != 0);
+            if e.count == [0, 0] {
+                // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
+                self.free.push(i as u32);
+            } else {
+                Self::place(&mut self.table, e.hash, i);
             }
         }
+        self.len[m] = len;
     }
 
     /// The `n` keys of measure `m` with the largest estimates, as `(key, estimate)`, sorted
