@@ -112,30 +112,10 @@ fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-/// Position of the first `x` in `b`, eight bytes at a time (message heads are searched for
-/// line ends and colons on every segment, so this is the parser's inner loop).
+/// Position of the first `x` in `b` (message heads are searched for line ends on every
+/// segment, so this is the parser's inner loop: `memchr` compares 16 or 32 bytes at a time).
 fn find_byte(b: &[u8], x: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let rep = LO.wrapping_mul(u64::from(x));
-    let mut chunks = b.chunks_exact(8);
-    let mut off = 0usize;
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let v = u64::from_le_bytes(w) ^ rep;
-        // The lowest set bit marks the first zero byte exactly (borrows only run upwards).
-        let z = v.wrapping_sub(LO) & !v & HI;
-        if z != 0 {
-            return Some(off + (z.trailing_zeros() / 8) as usize);
-        }
-        off += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == x)
-        .map(|p| off + p)
+    memchr::memchr(x, b)
 }
 
 /// The line at the start of `b` without its CRLF (or bare LF), and the length including it.
