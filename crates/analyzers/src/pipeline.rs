@@ -1154,6 +1154,62 @@ mod tests {
     }
 
     #[test]
+    fn masks_skip_only_what_offer_passes_on_or_drops() {
+        // A plain packet (no DNS message): net counts it; dns and dhcp end a chain there;
+        // the handlers that read packets directly pass it on.
+        let limits = Limits::default();
+        let ev = PacketEvent {
+            ts_ns: 1,
+            dir: Direction::Unknown,
+            l3: L3Kind::Ipv4,
+            l4: L4Kind::Tcp,
+            src: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            dst: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            src_port: 1000,
+            dst_port: 80,
+            syn: false,
+            frame_len: 60,
+            flow: 7,
+            deep: true,
+            both_ends: false,
+        };
+        let chain = ChainEvent::Packet(&ev, None);
+        let bit = chain.bit();
+        assert_eq!(bit, ChainEvent::PACKET);
+        let mut geo = Geo::default();
+        let mut seen = Vec::new();
+        for kind in ["net", "dns", "pcap", "dhcp", "flows", "tls", "http", "quic"] {
+            let spec = HandlerSpec {
+                name: kind.into(),
+                kind: kind.into(),
+                ..Default::default()
+            };
+            let mut h = Handler::build(&spec, kind.into(), &limits).expect("builds");
+            let (passes, ignores) = (h.passes & bit != 0, h.ignores & bit != 0);
+            // What passes is ignored too.
+            assert!(!passes || ignores, "{kind}");
+            let forwarded = offer(&mut h, chain, &mut geo).is_some();
+            if ignores {
+                assert_eq!(forwarded, passes, "{kind}");
+            }
+            seen.push((kind, passes, ignores));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("net", false, false),
+                ("dns", false, true),
+                ("pcap", true, true),
+                ("dhcp", false, true),
+                ("flows", true, true),
+                ("tls", true, true),
+                ("http", true, true),
+                ("quic", true, true),
+            ]
+        );
+    }
+
+    #[test]
     fn dns_over_tcp_is_counted_only_when_served_on_a_dns_port() {
         // A client on an ephemeral port asks a server on port 53: one query.
         let mut p = pipeline();
