@@ -66,6 +66,12 @@ pub struct Handler {
     pub kind: HandlerKind,
     /// The handler's deep-sampling rate, read once here rather than per event.
     deep_rate: u8,
+    /// Chain event kinds ([`ChainEvent::bit`]) this handler passes on untouched: offering them
+    /// would only return the event itself, so dispatch does not.
+    passes: u8,
+    /// Chain event kinds this handler does nothing with (it passes them on, or stops a chain
+    /// there): an independent policy need not offer them.
+    ignores: u8,
 }
 
 /// Bounds on per-worker state.
@@ -162,9 +168,37 @@ impl Handler {
             name: instance,
             kind,
             deep_rate: 100,
+            passes: 0,
+            ignores: 0,
         };
         h.deep_rate = h.window_deep_rate();
+        (h.passes, h.ignores) = h.event_masks();
         Ok(h)
+    }
+
+    /// The (passes, ignores) masks of this handler kind, as `offer` treats each event kind.
+    fn event_masks(&self) -> (u8, u8) {
+        use ChainEvent as E;
+        const ALL: u8 =
+            E::PACKET | E::DNS_PACKET | E::TCP_DATA | E::TCP_PACKET | E::DATAGRAM | E::DHCP;
+        match &self.kind {
+            // Stream data passes a net handler uncounted.
+            HandlerKind::NetV1(_) | HandlerKind::NetV2(_) => {
+                let pass = E::TCP_DATA | E::DATAGRAM;
+                (pass, pass)
+            }
+            // A packet without a DNS message (or with DHCP) stops a chain at a dns handler.
+            HandlerKind::DnsV1(_) | HandlerKind::DnsV2(_) => (0, E::PACKET | E::DHCP),
+            // Only DHCP events reach a dhcp handler; the rest stop a chain there.
+            HandlerKind::Dhcp(_) => (0, ALL & !E::DHCP),
+            // These read packets directly (`Pipeline::process`), or pass everything on.
+            HandlerKind::Pcap(_)
+            | HandlerKind::Flow(_)
+            | HandlerKind::Flows(_)
+            | HandlerKind::Tls(_)
+            | HandlerKind::Http(_)
+            | HandlerKind::Quic(_) => (ALL, ALL),
+        }
     }
 
     /// JSON/Prometheus schema key of this handler.
@@ -326,6 +360,9 @@ pub struct Pipeline {
     has_flows: bool,
     needs_tls: bool,
     needs_quic: bool,
+    /// Where the handlers that read packets directly are, as (policy, handler) indices, so a
+    /// packet visits them without walking every handler: flows, then tls and http, then quic.
+    direct: Direct,
     pub stats: PipelineStats,
     tcp_errors_seen: u64,
     /// GeoIP/ASN lookups of this worker.
@@ -334,6 +371,39 @@ pub struct Pipeline {
     /// fresh `NameBuf` per packet would zero a kilobyte every time.
     pub(crate) name: Box<NameBuf>,
     tcp_name: Box<NameBuf>,
+}
+
+/// Positions of the handlers `Pipeline::process` feeds directly (see [`Pipeline::direct`]).
+#[derive(Default)]
+struct Direct {
+    flows: Vec<(usize, usize)>,
+    streams: Vec<(usize, usize)>,
+    quic: Vec<(usize, usize)>,
+}
+
+impl Direct {
+    fn of(policies: &[PolicyPlan]) -> Self {
+        let mut d = Self::default();
+        for (i, p) in policies.iter().enumerate() {
+            for (j, h) in p.handlers.iter().enumerate() {
+                match h.kind {
+                    HandlerKind::Flows(_) => d.flows.push((i, j)),
+                    HandlerKind::Tls(_) | HandlerKind::Http(_) => d.streams.push((i, j)),
+                    HandlerKind::Quic(_) => d.quic.push((i, j)),
+                    _ => {}
+                }
+            }
+        }
+        d
+    }
+}
+
+/// The handler at a `Direct` position (none if the policies changed under it).
+fn handler_at(policies: &mut [PolicyPlan], (i, j): (usize, usize)) -> Option<&mut HandlerKind> {
+    policies
+        .get_mut(i)
+        .and_then(|p| p.handlers.get_mut(j))
+        .map(|h| &mut h.kind)
 }
 
 /// How a record takes part in processing.
@@ -367,6 +437,27 @@ pub(crate) enum ChainEvent<'e, 'a> {
 }
 
 impl<'e, 'a> ChainEvent<'e, 'a> {
+    /// [`ChainEvent::bit`] of a packet without a DNS message.
+    const PACKET: u8 = 1;
+    /// [`ChainEvent::bit`] of a packet with a DNS message.
+    const DNS_PACKET: u8 = 1 << 1;
+    const TCP_DATA: u8 = 1 << 2;
+    const TCP_PACKET: u8 = 1 << 3;
+    const DATAGRAM: u8 = 1 << 4;
+    const DHCP: u8 = 1 << 5;
+
+    /// One bit per event kind, for the handlers' `passes` and `ignores` masks.
+    fn bit(&self) -> u8 {
+        match self {
+            ChainEvent::Packet(_, None) => Self::PACKET,
+            ChainEvent::Packet(_, Some(_)) => Self::DNS_PACKET,
+            ChainEvent::TcpData(_) => Self::TCP_DATA,
+            ChainEvent::TcpPacket(_) => Self::TCP_PACKET,
+            ChainEvent::Datagram(_) => Self::DATAGRAM,
+            ChainEvent::Dhcp(..) => Self::DHCP,
+        }
+    }
+
     fn as_datagram(self) -> Self {
         match self {
             ChainEvent::TcpData(d) => ChainEvent::Datagram(d),
@@ -406,7 +497,9 @@ impl Pipeline {
                 .iter()
                 .any(|h| matches!(h.kind, HandlerKind::Quic(_)))
         });
+        let direct = Direct::of(&policies);
         Self {
+            direct,
             policies,
             host,
             extra_dns_ports,
@@ -428,6 +521,7 @@ impl Pipeline {
     pub fn add_policy(&mut self, plan: PolicyPlan) {
         self.needs_dns |= plan.handlers.iter().any(Handler::is_dns);
         self.policies.push(plan);
+        self.direct = Direct::of(&self.policies);
     }
 
     /// Removes a policy's handlers; the other policies keep their buckets. Returns the removed
@@ -439,6 +533,7 @@ impl Pipeline {
             .policies
             .iter()
             .any(|p| p.handlers.iter().any(Handler::is_dns));
+        self.direct = Direct::of(&self.policies);
         Some(plan)
     }
 
@@ -557,11 +652,9 @@ impl Pipeline {
         // Flows need the whole packet (payload, TCP fields), not the event: they see every
         // captured packet and each reassembled datagram once, outside of chains.
         if self.has_flows && mode != Mode::PacketOnly && l3 != L3Kind::Other {
-            for p in &mut self.policies {
-                for h in &mut p.handlers {
-                    if let HandlerKind::Flows(f) = &mut h.kind {
-                        f.on_packet(pkt, frame_len, ts_ns);
-                    }
+            for &at in &self.direct.flows {
+                if let Some(HandlerKind::Flows(f)) = handler_at(&mut self.policies, at) {
+                    f.on_packet(pkt, frame_len, ts_ns);
                 }
             }
         }
@@ -607,33 +700,31 @@ impl Pipeline {
             && pkt.fragment.is_none()
             && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
         {
-            for p in &mut self.policies {
-                for h in &mut p.handlers {
-                    if let HandlerKind::Tls(t) = &mut h.kind {
-                        t.on_segment(
-                            src,
-                            pkt.src_port,
-                            dst,
-                            pkt.dst_port,
-                            pkt.vlan,
-                            pkt.tcp_seq,
-                            pkt.tcp_flags,
-                            pkt.payload,
-                            ts_ns,
-                        );
-                    } else if let HandlerKind::Http(t) = &mut h.kind {
-                        t.on_segment(
-                            src,
-                            pkt.src_port,
-                            dst,
-                            pkt.dst_port,
-                            pkt.vlan,
-                            pkt.tcp_seq,
-                            pkt.tcp_flags,
-                            pkt.payload,
-                            ts_ns,
-                        );
-                    }
+            for &at in &self.direct.streams {
+                match handler_at(&mut self.policies, at) {
+                    Some(HandlerKind::Tls(t)) => t.on_segment(
+                        src,
+                        pkt.src_port,
+                        dst,
+                        pkt.dst_port,
+                        pkt.vlan,
+                        pkt.tcp_seq,
+                        pkt.tcp_flags,
+                        pkt.payload,
+                        ts_ns,
+                    ),
+                    Some(HandlerKind::Http(t)) => t.on_segment(
+                        src,
+                        pkt.src_port,
+                        dst,
+                        pkt.dst_port,
+                        pkt.vlan,
+                        pkt.tcp_seq,
+                        pkt.tcp_flags,
+                        pkt.payload,
+                        ts_ns,
+                    ),
+                    _ => {}
                 }
             }
         }
@@ -644,11 +735,9 @@ impl Pipeline {
             && mode != Mode::PacketOnly
             && pkt.fragment.is_none()
         {
-            for p in &mut self.policies {
-                for h in &mut p.handlers {
-                    if let HandlerKind::Quic(q) = &mut h.kind {
-                        q.on_datagram(src, pkt.src_port, dst, pkt.dst_port, pkt.payload, ts_ns);
-                    }
+            for &at in &self.direct.quic {
+                if let Some(HandlerKind::Quic(q)) = handler_at(&mut self.policies, at) {
+                    q.on_datagram(src, pkt.src_port, dst, pkt.dst_port, pkt.payload, ts_ns);
                 }
             }
         }
@@ -858,16 +947,26 @@ pub(crate) fn lower_qname<'b>(
     Some(buf.as_bytes())
 }
 
-/// Offers one event to a policy's handlers.
+/// Offers one event to a policy's handlers, skipping those that would do nothing with it.
 pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>, geo: &mut Geo) {
     if !policy.chained {
+        let bit = ev.bit();
         for h in &mut policy.handlers {
-            offer(h, ev, geo);
+            if h.ignores & bit == 0 {
+                offer(h, ev, geo);
+            }
         }
         return;
     }
     let mut cur = ev;
     for h in &mut policy.handlers {
+        let bit = cur.bit();
+        if h.passes & bit != 0 {
+            continue;
+        }
+        if h.ignores & bit != 0 {
+            return;
+        }
         match offer(h, cur, geo) {
             Some(next) => cur = next,
             None => return,
@@ -1052,6 +1151,62 @@ mod tests {
             let flow = wire::hash::flow_hash(&pkt);
             p.process(&pkt, f.len() as u32, 1_000 + i as u64, flow, Mode::Full);
         }
+    }
+
+    #[test]
+    fn masks_skip_only_what_offer_passes_on_or_drops() {
+        // A plain packet (no DNS message): net counts it; dns and dhcp end a chain there;
+        // the handlers that read packets directly pass it on.
+        let limits = Limits::default();
+        let ev = PacketEvent {
+            ts_ns: 1,
+            dir: Direction::Unknown,
+            l3: L3Kind::Ipv4,
+            l4: L4Kind::Tcp,
+            src: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            dst: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            src_port: 1000,
+            dst_port: 80,
+            syn: false,
+            frame_len: 60,
+            flow: 7,
+            deep: true,
+            both_ends: false,
+        };
+        let chain = ChainEvent::Packet(&ev, None);
+        let bit = chain.bit();
+        assert_eq!(bit, ChainEvent::PACKET);
+        let mut geo = Geo::default();
+        let mut seen = Vec::new();
+        for kind in ["net", "dns", "pcap", "dhcp", "flows", "tls", "http", "quic"] {
+            let spec = HandlerSpec {
+                name: kind.into(),
+                kind: kind.into(),
+                ..Default::default()
+            };
+            let mut h = Handler::build(&spec, kind.into(), &limits).expect("builds");
+            let (passes, ignores) = (h.passes & bit != 0, h.ignores & bit != 0);
+            // What passes is ignored too.
+            assert!(!passes || ignores, "{kind}");
+            let forwarded = offer(&mut h, chain, &mut geo).is_some();
+            if ignores {
+                assert_eq!(forwarded, passes, "{kind}");
+            }
+            seen.push((kind, passes, ignores));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("net", false, false),
+                ("dns", false, true),
+                ("pcap", true, true),
+                ("dhcp", false, true),
+                ("flows", true, true),
+                ("tls", true, true),
+                ("http", true, true),
+                ("quic", true, true),
+            ]
+        );
     }
 
     #[test]

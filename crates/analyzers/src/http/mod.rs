@@ -312,10 +312,11 @@ impl Http {
     }
 
     fn report_stats(&mut self) {
-        let now = *self.heads.stats();
-        let Some(hits) = now.cap_hits_since(&self.reported) else {
+        // Compared in place: the counters are copied only when a cap was hit.
+        let Some(hits) = self.heads.stats().cap_hits_since(&self.reported) else {
             return;
         };
+        let now = *self.heads.stats();
         let b = self.window.live();
         b.reassembly_evictions += hits.evicted_cap;
         b.reassembly_gaps += hits.gaps;

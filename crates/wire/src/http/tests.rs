@@ -171,3 +171,199 @@ fn tchar_table_matches_rfc_9110() {
         assert_eq!(is_tchar(c), expected, "byte {c:#04x}");
     }
 }
+
+/// The header walk the scan replaced, kept as the oracle of its behaviour: every line found
+/// with `line`, the colon searched, the whole name checked, every value trimmed, and names
+/// compared one after the other.
+fn oracle_headers<'a>(
+    b: &'a [u8],
+    mut at: usize,
+    f: &mut Framing,
+    fields: &mut Fields<'a>,
+) -> Result<Option<usize>, HttpError> {
+    for _ in 0..=MAX_HEADERS {
+        let Some((l, n)) = b.get(at..).and_then(line) else {
+            return Ok(None);
+        };
+        at += n;
+        if l.is_empty() {
+            return Ok(Some(at));
+        }
+        let colon = find_byte(l, b':').ok_or(HttpError::BadHeader)?;
+        let name = l.get(..colon).unwrap_or_default();
+        if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
+            return Err(HttpError::BadHeader);
+        }
+        let value = trim(l.get(colon + 1..).unwrap_or_default());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_u64(value).ok_or(HttpError::BadContentLength)?;
+            if f.content_length.is_some_and(|o| o != n) {
+                return Err(HttpError::BadContentLength);
+            }
+            f.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            f.chunked = value
+                .rsplit(|&c| c == b',')
+                .next()
+                .is_some_and(|t| trim(t).eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            f.close |= lists(value, b"close");
+            f.upgrade |= lists(value, b"upgrade");
+        } else if name.eq_ignore_ascii_case(b"host") {
+            fields.host.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            fields.user_agent.get_or_insert(value);
+        }
+    }
+    Err(HttpError::TooManyHeaders)
+}
+
+type Scanned<'a> = (
+    Result<Option<usize>, HttpError>,
+    Framing,
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+);
+
+fn scan_both(b: &[u8]) -> (Scanned<'_>, Scanned<'_>) {
+    let (mut f1, mut x1) = (Framing::default(), Fields::default());
+    let r1 = headers::<true>(b, 0, &mut f1, &mut x1);
+    let (mut f2, mut x2) = (Framing::default(), Fields::default());
+    let r2 = oracle_headers(b, 0, &mut f2, &mut x2);
+    (
+        (r1, f1, x1.host, x1.user_agent),
+        (r2, f2, x2.host, x2.user_agent),
+    )
+}
+
+/// One header line from pieces likely to hit every branch: the names the scan matches (in
+/// any case, with near misses), odd bytes in names, values with lists, spaces and digits,
+/// CRLF or bare LF or stray CR.
+fn header_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let name = prop_oneof![
+        Just(b"Host".to_vec()),
+        Just(b"hOST".to_vec()),
+        Just(b"User-Agent".to_vec()),
+        Just(b"Content-Length".to_vec()),
+        Just(b"content-lengtH".to_vec()),
+        Just(b"Transfer-Encoding".to_vec()),
+        Just(b"Connection".to_vec()),
+        Just(b"CONNECTION".to_vec()),
+        Just(b"Content-Type".to_vec()),
+        Just(b"Hosts".to_vec()),
+        Just(b"Xonnection".to_vec()),
+        Just(Vec::new()),
+        proptest::collection::vec(
+            prop_oneof![Just(b'a'), Just(b'-'), Just(b' '), Just(b'\r'), Just(b'@')],
+            1..6
+        ),
+    ];
+    let value = proptest::collection::vec(
+        prop_oneof![
+            Just(&b" "[..]),
+            Just(&b"\t"[..]),
+            Just(&b","[..]),
+            Just(&b"chunked"[..]),
+            Just(&b"close"[..]),
+            Just(&b"Upgrade"[..]),
+            Just(&b"12"[..]),
+            Just(&b"7"[..]),
+            Just(&b"x"[..]),
+            Just(&b":"[..]),
+            Just(&b"\r"[..]),
+        ],
+        0..6,
+    )
+    .prop_map(|parts| parts.concat());
+    let colon = prop_oneof![4 => Just(&b":"[..]), 1 => Just(&b""[..]), 1 => Just(&b" :"[..])];
+    let end = prop_oneof![
+        4 => Just(&b"\r\n"[..]),
+        2 => Just(&b"\n"[..]),
+        1 => Just(&b"\r\r\n"[..])
+    ];
+    (name, colon, value, end).prop_map(|(n, c, v, e)| [&n[..], c, &v[..], e].concat())
+}
+
+use proptest::prelude::Just;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    /// The scan reads header blocks (complete, cut anywhere, or followed by more bytes)
+    /// exactly as the old line-by-line walk did.
+    #[test]
+    fn header_scan_agrees_with_the_line_walk(
+        lines in proptest::collection::vec(header_line(), 0..8),
+        blank in proptest::prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..]), Just(&b"\r"[..]), Just(&b""[..])],
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let mut block = lines.concat();
+        block.extend_from_slice(blank);
+        block.extend_from_slice(&tail);
+        let (new, old) = scan_both(&block);
+        proptest::prop_assert_eq!(new, old);
+        let cut = cut.index(block.len() + 1);
+        let (new, old) = scan_both(&block[..cut]);
+        proptest::prop_assert_eq!(new, old);
+    }
+
+    /// The same on arbitrary bytes.
+    #[test]
+    fn header_scan_agrees_on_random_bytes(
+        b in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                Just(b'\n'),
+                Just(b'\r'),
+                Just(b':'),
+                Just(b'a'),
+            ],
+            0..96,
+        ),
+    ) {
+        let (new, old) = scan_both(&b);
+        proptest::prop_assert_eq!(new, old);
+    }
+}
+
+#[test]
+fn header_scan_cases() {
+    // Many heads the scan must read as the walk did, one by one.
+    let cases: &[&[u8]] = &[
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"",
+        b"Host: a\r\n\r\n",
+        b"host:a\nUser-Agent:  b c \t\n\n",
+        b"Host: a\r\nHost: b\r\n\r\n",
+        b": x\r\n\r\n",
+        b"Bad Name: x\r\n\r\n",
+        b"Bad Name: x",
+        b"\rx: y\r\n\r\n",
+        b"\r\r\n",
+        b"NoColon\r\n\r\n",
+        b"NoColon",
+        b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        b"Content-Length: x\r\n\r\n",
+        b"Transfer-Encoding: gzip, Chunked \r\n\r\n",
+        b"Transfer-Encoding: chunked, gzip\r\n\r\n",
+        b"Connection: keep-alive, Upgrade\r\nConnection: close\r\n\r\n",
+        b"Content-Length:\r\n\r\n",
+        b"Host:\r\n\r\n",
+        b"Host: a\r",
+    ];
+    for c in cases {
+        let (new, old) = scan_both(c);
+        assert_eq!(new, old, "{:?}", String::from_utf8_lossy(c));
+    }
+    let (new, _) = scan_both(b"host:a\nUser-Agent:  b c \t\n\n");
+    assert_eq!(new.0, Ok(Some(27)));
+    assert_eq!((new.2, new.3), (Some(&b"a"[..]), Some(&b"b c"[..])));
+    let many = b"X: y\r\n".repeat(MAX_HEADERS + 1);
+    let (new, old) = scan_both(&many);
+    assert_eq!(new.0, Err(HttpError::TooManyHeaders));
+    assert_eq!(new, old);
+}
