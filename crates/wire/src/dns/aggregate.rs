@@ -55,9 +55,29 @@ pub fn aggregate_qname_str(name: &str, static_suffix_len: usize) -> (&str, Optio
 }
 
 /// Position of the last `.` at or before `upto` (anywhere when `None`), like C++ `rfind`.
+///
+/// Scans backwards eight bytes at a time: the labels before the dots are often long random
+/// strings, and a byte loop spent more on them than the rest of the aggregation.
 #[inline]
 fn rfind_dot(name: &[u8], upto: Option<usize>) -> Option<usize> {
-    let end = upto.map_or(name.len(), |p| p.saturating_add(1).min(name.len()));
+    const L: u64 = 0x0101_0101_0101_0101;
+    const H: u64 = 0x8080_8080_8080_8080;
+    let mut end = upto.map_or(name.len(), |p| p.saturating_add(1).min(name.len()));
+    // Each step moves `end` down by eight, so the loop is bounded by the name length.
+    while end >= 8 {
+        let word = name.get(end - 8..end)?.first_chunk::<8>()?;
+        let x = u64::from_le_bytes(*word) ^ (u64::from(b'.') * L);
+        // High bit of each byte that is zero (a dot), exact per byte: adding 0x7F to the low
+        // seven bits never carries into the next byte, unlike the `(x - L) & !x` trick whose
+        // borrows could mark bytes above a real match.
+        let zero = !(((x & !H) + 0x7F * L) | x) & H;
+        if zero != 0 {
+            // The highest marked byte is the last dot of the word (little-endian).
+            let byte = (63 - zero.leading_zeros() as usize) / 8;
+            return Some(end - 8 + byte);
+        }
+        end -= 8;
+    }
     name.get(..end)?.iter().rposition(|&b| b == b'.')
 }
 
@@ -197,5 +217,36 @@ mod tests {
             q2.as_ptr() as usize + q2.len(),
             name.as_ptr() as usize + name.len()
         );
+    }
+
+    /// The byte-at-a-time search the word version replaced.
+    fn rfind_dot_bytes(name: &[u8], upto: Option<usize>) -> Option<usize> {
+        let end = upto.map_or(name.len(), |p| p.saturating_add(1).min(name.len()));
+        name.get(..end)?.iter().rposition(|&b| b == b'.')
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn word_rfind_is_the_byte_rfind(
+            name in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'.'),
+                    proptest::prelude::Just(0x2Eu8 ^ 0x80),
+                    proptest::prelude::Just(0u8),
+                    proptest::prelude::Just(b'/'),
+                    proptest::prelude::Just(b'-'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..80,
+            ),
+            upto in proptest::option::of(0usize..90),
+        ) {
+            proptest::prop_assert_eq!(
+                super::rfind_dot(&name, upto),
+                rfind_dot_bytes(&name, upto)
+            );
+        }
     }
 }
