@@ -113,11 +113,19 @@ impl<'a> Name<'a> {
             p += 1 + usize::from(*d);
             *d = b'.';
         }
-        // Lower-case in words; the last word reaches into the buffer's slack, its extra
-        // bytes are masked out. Every byte must render as itself, and the only dots must be
-        // the ones written above (a dot inside a label needs an escape).
+        // Lower-case in words; the last word reaches into the buffer's slack, which is
+        // filled with a byte that renders as itself first, so no word needs masking. Every
+        // byte must render as itself, and the only dots must be the ones written above (a dot
+        // inside a label needs an escape).
+        let Some(pad) = out.buf.get_mut(n..).and_then(|r| r.first_chunk_mut::<8>()) else {
+            return false;
+        };
+        *pad = [b'a'; 8];
         let mut bad = 0u64;
-        let mut dots = 0u32;
+        // Dots per byte lane (one 0x80 per dot moved to the lane's low bit). A name has at
+        // most 254 text bytes, so the lanes and their running sums stay below 256 and one
+        // multiply at the end sums them into the top byte without a carry out of it.
+        let mut dot_lanes = 0u64;
         let mut i = 0;
         while i < n {
             let Some(word) = out.buf.get_mut(i..).and_then(|r| r.first_chunk_mut::<8>()) else {
@@ -129,20 +137,11 @@ impl<'a> Name<'a> {
             let is = |c: u64| !((x7 ^ (c * L)) + 0x7F * L) & H;
             let upper = ge(0x41) & !ge(0x5B);
             *word = (x | (upper >> 2)).to_le_bytes();
-            let mut b = (x & H) | (!ge(0x21) & H) | ge(0x7F) | is(0x5C);
-            let mut d = is(0x2E);
-            let valid = n - i;
-            if valid < 8 {
-                let keep = (1u64 << (valid * 8)) - 1;
-                b &= keep;
-                d &= keep;
-            }
-            bad |= b;
-            // One 0x80 per dot: moved to the low bit of each byte, the multiply sums the
-            // bytes into the top one (at most 8, no carry); cheaper than a portable popcount.
-            dots += ((d >> 7).wrapping_mul(L) >> 56) as u32;
+            bad |= (x & H) | (!ge(0x21) & H) | ge(0x7F) | is(0x5C);
+            dot_lanes += is(0x2E) >> 7;
             i += 8;
         }
+        let dots = (dot_lanes.wrapping_mul(L) >> 56) as u32;
         if bad != 0 || dots != labels {
             return false;
         }
