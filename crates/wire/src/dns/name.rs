@@ -79,25 +79,28 @@ impl<'a> Name<'a> {
         let msg = self.msg;
         let start = self.offset;
         // Pass 1: the labels up to the root label. Each step advances at least two bytes
-        // and the run is capped at the longest legal name, so the loop is bounded.
+        // through the message, so the loop is bounded by the message length; the wire
+        // length is checked once after it (a longer name only costs its own walk).
         let mut pos = start;
         let mut labels = 0u32;
         loop {
             let Some(&len) = msg.get(pos) else {
                 return false;
             };
-            if len == 0 {
-                break;
+            // 1..=0x3F is an ordinary label: one comparison on the common path.
+            if len.wrapping_sub(1) < 0x3F {
+                pos += 1 + usize::from(len);
+                labels += 1;
+                continue;
             }
-            if len >= 0x40 {
+            if len != 0 {
                 return false;
             }
-            pos += 1 + usize::from(len);
-            labels += 1;
-            // The wire length (this run plus the root label) must stay within 255 bytes.
-            if pos - start >= MAX_NAME_WIRE_LEN {
-                return false;
-            }
+            break;
+        }
+        // The wire length (this run plus the root label) must stay within 255 bytes.
+        if pos - start >= MAX_NAME_WIRE_LEN {
+            return false;
         }
         // The rendered text is the run itself with its length bytes as dots.
         let n = pos - start;
