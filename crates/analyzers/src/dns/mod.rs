@@ -60,6 +60,9 @@ pub struct DnsFilters {
     pub public_suffix_list: bool,
     /// Transaction timeout.
     pub xact_ttl_ns: u64,
+    /// No filter at all is configured (the usual case): every message is kept with no static
+    /// suffix, decided with one test instead of a dozen.
+    none: bool,
 }
 
 /// Outcome of the filters for one message.
@@ -194,6 +197,19 @@ impl DnsFilters {
         } else if let Some(s) = cfg.uint("xact_ttl_secs")? {
             f.xact_ttl_ns = s.saturating_mul(1_000_000_000);
         }
+        f.none = f.exclude_rcodes.is_empty()
+            && f.only_rcodes.is_empty()
+            && f.answer_count.is_none()
+            && !f.only_queries
+            && !f.only_responses
+            && !f.only_dnssec_response
+            && f.only_qtypes.is_empty()
+            && f.only_qnames.is_empty()
+            && f.only_qname_suffixes.is_empty()
+            && !f.geoloc_notfound
+            && !f.asn_notfound
+            && f.dnstap_family.is_none()
+            && !f.public_suffix_list;
         Ok(f)
     }
 
@@ -234,7 +250,7 @@ impl DnsFilters {
     /// pktvisor v1 delivers UDP messages to an `only_rcode` / `only_qname` handler through a
     /// predicate: non-matching UDP messages never reach the handler (no event, no `filtered`).
     pub fn predicate_rejects(&self, ev: &DnsEvent<'_>) -> bool {
-        if ev.l4 != L4Kind::Udp {
+        if self.none || ev.l4 != L4Kind::Udp {
             return false;
         }
         if !self.only_rcodes.is_empty() {
@@ -252,6 +268,10 @@ impl DnsFilters {
     /// Applies the filters in pktvisor's order. `skip_predicates` is set when the predicate path
     /// already applied `only_rcode`/`only_qname`.
     pub fn apply(&self, ev: &DnsEvent<'_>, skip_predicates: bool, geo: &mut Geo) -> Verdict {
+        // Every test below passes when nothing is configured.
+        if self.none {
+            return Verdict::Keep { suffix_len: 0 };
+        }
         if self.rejects_dnstap_type(ev) {
             return Verdict::Filter;
         }
@@ -388,4 +408,46 @@ pub fn rcode_text(code: u16) -> String {
 /// IANA qtype mnemonics, or the number.
 pub fn qtype_text(code: u16) -> String {
     wire::dns::qtype_name(code).map_or_else(|| code.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DnsFilters;
+    use crate::config::{ConfigMap, ConfigValue};
+
+    /// The no-filter shortcut is taken only when nothing is configured: every filter key
+    /// turns it off, so no configured filter is ever skipped.
+    #[test]
+    fn shortcut_only_without_filters() {
+        let none = DnsFilters::resolve(&ConfigMap::new()).expect("resolves");
+        assert!(none.none);
+        let list = |items: &[&str]| {
+            ConfigValue::List(items.iter().map(|s| ConfigValue::from_scalar(s)).collect())
+        };
+        let cases: Vec<(&str, ConfigValue)> = vec![
+            ("exclude_noerror", ConfigValue::Bool(true)),
+            ("only_rcode", ConfigValue::Int(3)),
+            ("only_queries", ConfigValue::Bool(true)),
+            ("only_responses", ConfigValue::Bool(true)),
+            ("only_dnssec_response", ConfigValue::Bool(true)),
+            ("answer_count", ConfigValue::Int(0)),
+            ("only_qtype", list(&["A"])),
+            ("only_qname", list(&["example.com"])),
+            ("only_qname_suffix", list(&[".com"])),
+            ("geoloc_notfound", ConfigValue::Bool(true)),
+            ("asn_notfound", ConfigValue::Bool(true)),
+            ("dnstap_msg_type", ConfigValue::from_scalar("client")),
+            ("public_suffix_list", ConfigValue::Bool(true)),
+        ];
+        for (key, value) in cases {
+            let mut cfg = ConfigMap::new();
+            cfg.set(key, value);
+            let f = DnsFilters::resolve(&cfg).expect("resolves");
+            assert!(!f.none, "{key} must disable the shortcut");
+        }
+        // Settings that are not filters keep it.
+        let mut cfg = ConfigMap::new();
+        cfg.set("xact_ttl_secs", ConfigValue::Int(3));
+        assert!(DnsFilters::resolve(&cfg).expect("resolves").none);
+    }
 }
