@@ -33,6 +33,9 @@ pub const MAX_SPAN: u64 = 86_400;
 pub struct Rate {
     /// Absolute second of `counts[0]`.
     first: u64,
+    /// Absolute second of the last count (`first + len - 1`), kept so the per-event fast
+    /// path is one comparison; 0 while empty (and not used then).
+    last: u64,
     counts: VecDeque<u64>,
     dropped: u64,
     max_span: u64,
@@ -56,6 +59,7 @@ impl Rate {
     pub fn with_max_span(max_span: u64) -> Self {
         Rate {
             first: 0,
+            last: 0,
             counts: VecDeque::new(),
             dropped: 0,
             max_span: max_span.max(1),
@@ -66,10 +70,9 @@ impl Rate {
     /// (extending the span), which lets a caller record idle seconds.
     #[inline]
     pub fn add(&mut self, second: u64, n: u64) {
-        // Fast path: almost every event falls in the latest second seen.
-        let len = self.counts.len() as u64;
-        if len > 0
-            && second == self.first.saturating_add(len - 1)
+        // Fast path: almost every event falls in the latest second seen (an empty rate has
+        // no back and takes the slow path whatever `last` says).
+        if second == self.last
             && let Some(c) = self.counts.back_mut()
         {
             *c = c.saturating_add(n);
@@ -81,6 +84,15 @@ impl Rate {
     /// Every case but "the latest second again": kept out of line so `add` inlines small.
     #[inline(never)]
     fn add_slow(&mut self, second: u64, n: u64) {
+        self.add_general(second, n);
+        let len = self.counts.len() as u64;
+        if len > 0 {
+            self.last = self.first.saturating_add(len - 1);
+        }
+    }
+
+    /// Adds `n` at `second` in any position; `last` is brought up to date by the caller.
+    fn add_general(&mut self, second: u64, n: u64) {
         let len = self.counts.len() as u64;
         if len == 0 {
             self.first = second;
