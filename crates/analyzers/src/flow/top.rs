@@ -126,6 +126,20 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         }
         // `found` is the caller's lookup of the same key in the same state.
         let mut idx = found;
+        if idx.is_none()
+            && (w[0] == 0 || self.len[0] < self.capacity)
+            && (w[1] == 0 || self.len[1] < self.capacity)
+        {
+            // A new key and room in every measure it has weight in: the loop below with
+            // nothing to decide.
+            let i = self.alloc(key, hash);
+            if let Some(e) = self.entries.get_mut(i) {
+                e.count = w;
+            }
+            self.len[0] += usize::from(w[0] != 0);
+            self.len[1] += usize::from(w[1] != 0);
+            return;
+        }
         // When both measures must purge before taking the key (with keys new to both, the
         // usual case), one pass purges both. Same result as purging one measure, tracking
         // the key there, then purging the other: a purge of one measure leaves the other's
