@@ -439,6 +439,16 @@ pub struct SamplingInfo {
 /// their last 8 bytes.
 #[inline]
 pub fn be_uint(b: &[u8]) -> u64 {
+    // The usual widths as one load each.
+    match *b {
+        [x] => return u64::from(x),
+        [x0, x1] => return u64::from(u16::from_be_bytes([x0, x1])),
+        [x0, x1, x2, x3] => return u64::from(u32::from_be_bytes([x0, x1, x2, x3])),
+        [x0, x1, x2, x3, x4, x5, x6, x7] => {
+            return u64::from_be_bytes([x0, x1, x2, x3, x4, x5, x6, x7]);
+        }
+        _ => {}
+    }
     let b = if b.len() > 8 { &b[b.len() - 8..] } else { b };
     let mut v = 0u64;
     for &x in b {
@@ -862,6 +872,16 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The one-load widths read what the byte loop reads.
+        #[test]
+        fn be_uint_equals_the_byte_loop(
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            let tail = if b.len() > 8 { &b[b.len() - 8..] } else { &b[..] };
+            let want = tail.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x));
+            proptest::prop_assert_eq!(be_uint(&b), want);
+        }
 
         /// A fixed-length template's planned decode reads what the walk over every field
         /// reads: same fields, same order (so duplicates and fall-backs resolve alike).
