@@ -94,7 +94,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// Adds counted weight without touching the totals (shared by insert and merge).
     #[inline]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
-        if let Some(i) = self.find(key, hash)
+        let found = self.find(key, hash);
+        if let Some(i) = found
             && let Some(e) = self.entries.get_mut(i)
             && (e.count[0] != 0 || w[0] == 0)
             && (e.count[1] != 0 || w[1] == 0)
@@ -104,7 +105,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             e.count[1] = e.count[1].saturating_add(w[1]);
             return;
         }
-        self.add_new(key, hash, w);
+        self.add_new(key, hash, w, found);
     }
 
     /// The key is new to at least one measure it has weight in: purges as needed, then
@@ -112,7 +113,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     // Measure indices address the weights and the per-measure state at once.
     #[allow(clippy::needless_range_loop)]
     #[inline(never)]
-    fn add_new(&mut self, key: &K, hash: u32, w: [u64; 2]) {
+    fn add_new(&mut self, key: &K, hash: u32, w: [u64; 2], found: Option<usize>) {
         if self.table.is_empty() {
             let cap = self.capacity;
             self.table = vec![0; (4 * cap).next_power_of_two()];
@@ -120,7 +121,40 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             self.free.reserve_exact(2 * cap);
             self.scratch.reserve_exact(cap);
         }
-        let mut idx = self.find(key, hash);
+        // `found` is the caller's lookup of the same key in the same state.
+        let mut idx = found;
+        if idx.is_none()
+            && (w[0] == 0 || self.len[0] < self.capacity)
+            && (w[1] == 0 || self.len[1] < self.capacity)
+        {
+            // A new key and room in every measure it has weight in: the loop below with
+            // nothing to decide.
+            let i = self.alloc(key, hash);
+            if let Some(e) = self.entries.get_mut(i) {
+                e.count = w;
+            }
+            self.len[0] += usize::from(w[0] != 0);
+            self.len[1] += usize::from(w[1] != 0);
+            return;
+        }
+        // When both measures must purge before taking the key (with keys new to both, the
+        // usual case), one pass purges both. Same result as purging one measure, tracking
+        // the key there, then purging the other: a purge of one measure leaves the other's
+        // counts alone, and the key is not tracked in the other yet (its count there is 0
+        // either way, so it is not in that measure's median and no subtraction touches it).
+        // Only entry indices and table positions can differ, and they decide where a key is
+        // stored, not what is counted.
+        let due = |m: usize| {
+            w[m] != 0
+                && self.len[m] >= self.capacity
+                && idx
+                    .and_then(|i| self.entries.get(i))
+                    .is_none_or(|e| e.count[m] == 0)
+        };
+        if due(0) && due(1) {
+            self.purge_both();
+            idx = self.find(key, hash);
+        }
         for m in 0..2 {
             let weight = w[m];
             if weight == 0 {
@@ -240,18 +274,51 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         i
     }
 
-    /// Subtracts the median count of measure `m` from its counts, untracks those that reach
-    /// 0 and adds the median to `m`'s offset; entries tracked nowhere are freed.
-    #[inline(never)]
-    fn purge(&mut self, m: usize) {
+    /// The median of the counts of measure `m` that are not 0 (what a purge subtracts), or
+    /// `None` when `m` tracks nothing.
+    fn median(&mut self, m: usize) -> Option<u64> {
+        let m = m & 1;
         self.scratch.clear();
         self.scratch
             .extend(self.entries.iter().map(|e| e.count[m]).filter(|&c| c != 0));
         if self.scratch.is_empty() {
-            return;
+            return None;
         }
         let mid = self.scratch.len() / 2;
-        let d = *self.scratch.select_nth_unstable(mid).1;
+        Some(*self.scratch.select_nth_unstable(mid).1)
+    }
+
+    /// [`Self::purge`] of both measures in one pass over the entries (one table rebuild).
+    #[inline(never)]
+    fn purge_both(&mut self) {
+        let d = [self.median(0).unwrap_or(0), self.median(1).unwrap_or(0)];
+        for (o, d) in self.offset.iter_mut().zip(d) {
+            *o = o.saturating_add(d);
+        }
+        self.table.fill(0);
+        self.free.clear();
+        let mut len = [0; 2];
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            e.count[0] = e.count[0].saturating_sub(d[0]);
+            e.count[1] = e.count[1].saturating_sub(d[1]);
+            len[0] += usize::from(e.count[0] != 0);
+            len[1] += usize::from(e.count[1] != 0);
+            if e.count == [0, 0] {
+                self.free.push(i as u32);
+            } else {
+                Self::place(&mut self.table, e.hash, i);
+            }
+        }
+        self.len = len;
+    }
+
+    /// Subtracts the median count of measure `m` from its counts, untracks those that reach
+    /// 0 and adds the median to `m`'s offset; entries tracked nowhere are freed.
+    #[inline(never)]
+    fn purge(&mut self, m: usize) {
+        let Some(d) = self.median(m) else {
+            return;
+        };
         self.offset[m] = self.offset[m].saturating_add(d);
         // One pass subtracts, rebuilds the table and the free list. Rebuilding when nothing
         // was freed would be harmless: the free list is always ascending (rebuilt ascending,

@@ -211,6 +211,39 @@ pub struct Template {
     /// Sum of the fixed field lengths (each variable-length field counts its 1-byte prefix).
     min_len: u32,
     varlen: bool,
+    /// Without variable-length fields: the IANA fields [`DataRecord::to_flow`] reads, in
+    /// template order, with their offsets in the record, so a record decodes with fixed loads
+    /// instead of a walk over every field.
+    plan: [Planned; MAX_FIELDS],
+    plan_n: u16,
+}
+
+/// A field [`DataRecord::to_flow`] reads, at a fixed offset of every record of its template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Planned {
+    id: u16,
+    offset: u16,
+    len: u16,
+}
+
+/// The IANA elements [`DataRecord::to_flow`] reads (its `match` and [`sampling_field`]).
+fn flow_element(id: u16) -> bool {
+    matches!(
+        id,
+        1 | 2
+            | 4..=17
+            | 21..=24
+            | 27..=30
+            | 34
+            | 48
+            | 50
+            | 62
+            | 85
+            | 86
+            | 150..=153
+            | 302
+            | 305
+    )
 }
 
 impl Default for Template {
@@ -222,6 +255,8 @@ impl Default for Template {
             options: false,
             min_len: 0,
             varlen: false,
+            plan: [Planned::default(); MAX_FIELDS],
+            plan_n: 0,
         }
     }
 }
@@ -264,6 +299,31 @@ impl Template {
         self.options = def.options;
         self.min_len = min_len;
         self.varlen = varlen;
+        self.plan_n = 0;
+        if !varlen {
+            let mut offset = 0u32;
+            let mut k = 0usize;
+            for f in self.fields.iter().take(n) {
+                // Records are at most 65,535 bytes (a set's length is 16 bits), so a template
+                // whose offsets do not fit matches no record; it keeps an empty plan.
+                let Ok(off) = u16::try_from(offset) else {
+                    break;
+                };
+                if f.enterprise == 0
+                    && flow_element(f.id)
+                    && let Some(p) = self.plan.get_mut(k)
+                {
+                    *p = Planned {
+                        id: f.id,
+                        offset: off,
+                        len: f.len,
+                    };
+                    k += 1;
+                }
+                offset += u32::from(f.len);
+            }
+            self.plan_n = k as u16;
+        }
         Ok(())
     }
 
@@ -379,6 +439,16 @@ pub struct SamplingInfo {
 /// their last 8 bytes.
 #[inline]
 pub fn be_uint(b: &[u8]) -> u64 {
+    // The usual widths as one load each.
+    match *b {
+        [x] => return u64::from(x),
+        [x0, x1] => return u64::from(u16::from_be_bytes([x0, x1])),
+        [x0, x1, x2, x3] => return u64::from(u32::from_be_bytes([x0, x1, x2, x3])),
+        [x0, x1, x2, x3, x4, x5, x6, x7] => {
+            return u64::from_be_bytes([x0, x1, x2, x3, x4, x5, x6, x7]);
+        }
+        _ => {}
+    }
     let b = if b.len() > 8 { &b[b.len() - 8..] } else { b };
     let mut v = 0u64;
     for &x in b {
@@ -405,30 +475,83 @@ impl<'a> DataRecord<'a> {
 
     /// The record as a neutral flow record (IANA elements only).
     pub fn to_flow(&self) -> FlowRecord {
-        let mut f = FlowRecord::default();
-        // Fall-backs kept apart so the preferred element wins whatever the field order.
-        let (mut total_bytes, mut total_packets) = (None, None);
-        let (mut post_bytes, mut post_packets) = (None, None);
-        let (mut have_bytes, mut have_packets) = (false, false);
-        let mut rate = SamplingInfo::default();
-        for (spec, v) in self.fields() {
-            if spec.enterprise != 0 {
-                continue;
+        let mut acc = FlowAcc::default();
+        if self.tpl.varlen {
+            for (spec, v) in self.fields() {
+                if spec.enterprise == 0 {
+                    acc.field(spec.id, v);
+                }
             }
+        } else {
+            // Every record of a fixed-length template is `min_len` bytes: the planned
+            // offsets are in range (checked all the same).
+            let plan = self.tpl.plan.get(..usize::from(self.tpl.plan_n));
+            for p in plan.unwrap_or_default() {
+                let at = usize::from(p.offset);
+                if let Some(v) = self.bytes.get(at..at + usize::from(p.len)) {
+                    acc.field(p.id, v);
+                }
+            }
+        }
+        acc.finish()
+    }
+
+    /// The sampling rate and sampler id an (options) record carries, if any.
+    pub fn sampling(&self) -> SamplingInfo {
+        let mut s = SamplingInfo::default();
+        for (spec, v) in self.fields() {
+            if spec.enterprise == 0 {
+                sampling_field(spec.id, v, &mut s);
+            }
+        }
+        s
+    }
+}
+
+/// A flow record being read field by field, with the fall-back counters kept apart so the
+/// preferred element wins whatever the field order.
+#[derive(Default)]
+struct FlowAcc {
+    f: FlowRecord,
+    total_bytes: Option<u64>,
+    total_packets: Option<u64>,
+    post_bytes: Option<u64>,
+    post_packets: Option<u64>,
+    have_bytes: bool,
+    have_packets: bool,
+    rate: SamplingInfo,
+}
+
+impl FlowAcc {
+    /// Reads one IANA field (id `id`, value `v`). Always inlined: a record calls it for
+    /// every field it has.
+    #[inline(always)]
+    fn field(&mut self, id: u16, v: &[u8]) {
+        let Self {
+            f,
+            total_bytes,
+            total_packets,
+            post_bytes,
+            post_packets,
+            have_bytes,
+            have_packets,
+            rate,
+        } = self;
+        {
             let n = || be_uint(v);
-            match spec.id {
+            match id {
                 1 => {
                     f.bytes = n();
-                    have_bytes = true;
+                    *have_bytes = true;
                 }
                 2 => {
                     f.packets = n();
-                    have_packets = true;
+                    *have_packets = true;
                 }
-                85 => total_bytes = Some(n()),
-                86 => total_packets = Some(n()),
-                23 => post_bytes = Some(n()),
-                24 => post_packets = Some(n()),
+                85 => *total_bytes = Some(n()),
+                86 => *total_packets = Some(n()),
+                23 => *post_bytes = Some(n()),
+                24 => *post_packets = Some(n()),
                 4 => f.proto = n() as u8,
                 5 => f.tos = n() as u8,
                 6 => f.tcp_flags = n() as u8,
@@ -482,29 +605,23 @@ impl<'a> DataRecord<'a> {
                     f.end = n();
                     f.time_base = TimeBase::UnixMs;
                 }
-                _ => sampling_field(spec.id, v, &mut rate),
+                _ => sampling_field(id, v, rate),
             }
         }
-        if !have_bytes {
-            f.bytes = total_bytes.or(post_bytes).unwrap_or(0);
-        }
-        if !have_packets {
-            f.packets = total_packets.or(post_packets).unwrap_or(0);
-        }
-        f.sampling_rate = rate.rate;
-        f.sampler_id = rate.sampler_id;
-        f
     }
 
-    /// The sampling rate and sampler id an (options) record carries, if any.
-    pub fn sampling(&self) -> SamplingInfo {
-        let mut s = SamplingInfo::default();
-        for (spec, v) in self.fields() {
-            if spec.enterprise == 0 {
-                sampling_field(spec.id, v, &mut s);
-            }
+    /// The record, fall-backs applied.
+    fn finish(self) -> FlowRecord {
+        let mut f = self.f;
+        if !self.have_bytes {
+            f.bytes = self.total_bytes.or(self.post_bytes).unwrap_or(0);
         }
-        s
+        if !self.have_packets {
+            f.packets = self.total_packets.or(self.post_packets).unwrap_or(0);
+        }
+        f.sampling_rate = self.rate.rate;
+        f.sampler_id = self.rate.sampler_id;
+        f
     }
 }
 
@@ -740,6 +857,59 @@ mod tests {
             Template::from_def(&def),
             Err(NetflowError::TemplateTooLarge)
         );
+    }
+
+    /// The walk over every field, as records of variable-length templates are read.
+    fn walked(r: &DataRecord<'_>) -> FlowRecord {
+        let mut acc = FlowAcc::default();
+        for (spec, v) in r.fields() {
+            if spec.enterprise == 0 {
+                acc.field(spec.id, v);
+            }
+        }
+        acc.finish()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The one-load widths read what the byte loop reads.
+        #[test]
+        fn be_uint_equals_the_byte_loop(
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            let tail = if b.len() > 8 { &b[b.len() - 8..] } else { &b[..] };
+            let want = tail.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x));
+            proptest::prop_assert_eq!(be_uint(&b), want);
+        }
+
+        /// A fixed-length template's planned decode reads what the walk over every field
+        /// reads: same fields, same order (so duplicates and fall-backs resolve alike).
+        #[test]
+        fn planned_decode_equals_the_field_walk(
+            fields in proptest::collection::vec(
+                (proptest::prop_oneof![0u16..40, 80u16..90, 148u16..156, 300u16..306, 1u16..3],
+                 proptest::prop_oneof![1u16..9, proptest::strategy::Just(16u16)]),
+                1..24,
+            ),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            ipfix in proptest::prelude::any::<bool>(),
+        ) {
+            let mut t = vec![1u8, 0];
+            t.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+            for (id, len) in &fields {
+                t.extend_from_slice(&id.to_be_bytes());
+                t.extend_from_slice(&len.to_be_bytes());
+            }
+            let def = template_records(&t, ipfix, false).next().unwrap().unwrap();
+            let tpl = Template::from_def(&def).unwrap();
+            let mut n = 0;
+            for r in tpl.records(&data) {
+                proptest::prop_assert_eq!(r.to_flow(), walked(&r));
+                n += 1;
+            }
+            proptest::prop_assert_eq!(n, data.len() / tpl.min_record_len());
+        }
     }
 
     #[test]
