@@ -383,6 +383,10 @@ pub struct Conn {
     pub app: u16,
     /// Caller-defined detail of the label (e.g. how it was decided).
     pub app_detail: u8,
+    /// Caller-defined bits, cleared when a new flow starts in the slot and kept across an
+    /// active-timeout restart (e.g. which stream consumers are finished with the connection, so
+    /// that its later packets need not be looked up again in their tables).
+    pub l7_done: u8,
     /// Whether endpoint `a` of the key is the initiator.
     init_is_a: bool,
     /// When the flow last moved to the recent end of the table.
