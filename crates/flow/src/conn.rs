@@ -749,6 +749,20 @@ pub fn fuzz_conn(data: &[u8]) {
     t.drain(&mut |r| recorded += r.packets[0] + r.packets[1]);
     assert_eq!(accepted, recorded);
     assert!(t.is_empty());
+    // `events` is the sum of every counter.
+    let s = t.stats();
+    let sum = s.flows
+        + s.evicted
+        + s.idle_expired
+        + s.active_expired
+        + s.reused
+        + s.refused
+        + s.handshakes
+        + s.resets
+        + s.retransmissions
+        + s.out_of_order
+        + s.zero_window;
+    assert_eq!(s.events, sum);
 }
 
 /// The TCP part of accounting a segment.
