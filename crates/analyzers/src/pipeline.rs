@@ -399,6 +399,7 @@ impl Direct {
 }
 
 /// TCP flags that always reach the stream handlers, finished with a connection or not.
+const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 
@@ -709,6 +710,9 @@ impl Pipeline {
             && mode != Mode::PacketOnly
             && pkt.fragment.is_none()
             && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
+            // A bare ACK (no payload, SYN, FIN or RST) would only refresh the connection's
+            // entries: no stream handler is offered it.
+            && (!pkt.payload.is_empty() || pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0)
         {
             // A handler finished with the connection (its bit set in the flow entry) is not
             // offered its segments again: they would only refresh its table entry. SYN and RST
