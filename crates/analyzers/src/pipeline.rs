@@ -379,11 +379,29 @@ struct Direct {
     flows: Vec<(usize, usize)>,
     streams: Vec<(usize, usize)>,
     quic: Vec<(usize, usize)>,
+    /// Per policy, per chain event kind (by bit number): which handlers an independent policy
+    /// offers that kind to, as a bit per handler index, so dispatch visits only those. `None`
+    /// for a chain or a policy of more than 64 handlers (dispatched by walking them all).
+    offers: Vec<Option<[u64; 6]>>,
 }
 
 impl Direct {
     fn of(policies: &[PolicyPlan]) -> Self {
         let mut d = Self::default();
+        for p in policies {
+            let mut masks = [0u64; 6];
+            let fits = !p.chained && p.handlers.len() <= 64;
+            if fits {
+                for (j, h) in p.handlers.iter().enumerate() {
+                    for (k, m) in masks.iter_mut().enumerate() {
+                        if h.ignores & (1 << k) == 0 {
+                            *m |= 1 << j;
+                        }
+                    }
+                }
+            }
+            d.offers.push(fits.then_some(masks));
+        }
         for (i, p) in policies.iter().enumerate() {
             for (j, h) in p.handlers.iter().enumerate() {
                 match h.kind {
@@ -698,8 +716,15 @@ impl Pipeline {
                 Some(d) => ChainEvent::Dhcp(&ev, d),
                 None => ChainEvent::Packet(&ev, dns_ev.as_ref()),
             };
-            for policy in &mut self.policies {
-                dispatch(policy, chain_ev, &mut self.geo);
+            let kind = chain_ev.bit().trailing_zeros() as usize;
+            for (i, policy) in self.policies.iter_mut().enumerate() {
+                match self.direct.offers.get(i).copied().flatten() {
+                    Some(masks) => {
+                        let mask = masks.get(kind).copied().unwrap_or(u64::MAX);
+                        dispatch_to(policy, mask, chain_ev, &mut self.geo);
+                    }
+                    None => dispatch(policy, chain_ev, &mut self.geo),
+                }
             }
         }
 
@@ -1015,6 +1040,21 @@ pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>, geo: &mu
         match offer(h, cur, geo) {
             Some(next) => cur = next,
             None => return,
+        }
+    }
+}
+
+/// Offers an event to the handlers of an independent policy whose bits are set in `mask`
+/// (see `Direct::offers`), each checked again against its own mask.
+fn dispatch_to(policy: &mut PolicyPlan, mut mask: u64, ev: ChainEvent<'_, '_>, geo: &mut Geo) {
+    let bit = ev.bit();
+    while mask != 0 {
+        let j = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(h) = policy.handlers.get_mut(j)
+            && h.ignores & bit == 0
+        {
+            offer(h, ev, geo);
         }
     }
 }
@@ -1415,5 +1455,35 @@ mod tests {
         assert_eq!(f.table().stats().evicted, 2);
         feed(&mut p, std::slice::from_ref(&more));
         assert_eq!(done_bits(&mut p, &more), Some(0b11));
+    }
+
+    #[test]
+    fn independent_policies_offer_each_event_kind_only_to_the_handlers_that_take_it() {
+        let limits = Limits::default();
+        let build = |chained| PolicyPlan {
+            name: "p".into(),
+            chained,
+            handlers: ["net", "dns", "pcap", "flows", "dhcp"]
+                .into_iter()
+                .map(|kind| {
+                    let spec = HandlerSpec {
+                        name: kind.into(),
+                        kind: kind.into(),
+                        ..Default::default()
+                    };
+                    Handler::build(&spec, kind.into(), &limits).expect("builds")
+                })
+                .collect(),
+        };
+        let d = Direct::of(&[build(false), build(true)]);
+        let at = |bit: u8| bit.trailing_zeros() as usize;
+        let masks = d.offers[0].expect("independent");
+        // A plain packet: net only; a DNS packet: net and dns; DHCP: net and dhcp.
+        assert_eq!(masks[at(ChainEvent::PACKET)], 0b00001);
+        assert_eq!(masks[at(ChainEvent::DNS_PACKET)], 0b00011);
+        assert_eq!(masks[at(ChainEvent::DHCP)], 0b10001);
+        assert_eq!(masks[at(ChainEvent::TCP_DATA)], 0b00010);
+        // A chain is walked handler by handler.
+        assert!(d.offers[1].is_none());
     }
 }
