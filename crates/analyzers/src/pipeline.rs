@@ -379,11 +379,29 @@ struct Direct {
     flows: Vec<(usize, usize)>,
     streams: Vec<(usize, usize)>,
     quic: Vec<(usize, usize)>,
+    /// Per policy, per chain event kind (by bit number): which handlers an independent policy
+    /// offers that kind to, as a bit per handler index, so dispatch visits only those. `None`
+    /// for a chain or a policy of more than 64 handlers (dispatched by walking them all).
+    offers: Vec<Option<[u64; 6]>>,
 }
 
 impl Direct {
     fn of(policies: &[PolicyPlan]) -> Self {
         let mut d = Self::default();
+        for p in policies {
+            let mut masks = [0u64; 6];
+            let fits = !p.chained && p.handlers.len() <= 64;
+            if fits {
+                for (j, h) in p.handlers.iter().enumerate() {
+                    for (k, m) in masks.iter_mut().enumerate() {
+                        if h.ignores & (1 << k) == 0 {
+                            *m |= 1 << j;
+                        }
+                    }
+                }
+            }
+            d.offers.push(fits.then_some(masks));
+        }
         for (i, p) in policies.iter().enumerate() {
             for (j, h) in p.handlers.iter().enumerate() {
                 match h.kind {
@@ -397,6 +415,11 @@ impl Direct {
         d
     }
 }
+
+/// TCP flags that always reach the stream handlers, finished with a connection or not.
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
 
 /// The handler at a `Direct` position (none if the policies changed under it).
 fn handler_at(policies: &mut [PolicyPlan], (i, j): (usize, usize)) -> Option<&mut HandlerKind> {
@@ -651,10 +674,16 @@ impl Pipeline {
 
         // Flows need the whole packet (payload, TCP fields), not the event: they see every
         // captured packet and each reassembled datagram once, outside of chains.
+        // The first flows handler's entry for this packet also remembers which stream handlers
+        // are finished with the connection (see the TLS/HTTP block below).
+        let mut flow_slot = None;
         if self.has_flows && mode != Mode::PacketOnly && l3 != L3Kind::Other {
             for &at in &self.direct.flows {
                 if let Some(HandlerKind::Flows(f)) = handler_at(&mut self.policies, at) {
-                    f.on_packet(pkt, frame_len, ts_ns);
+                    let slot = f.on_packet(pkt, frame_len, ts_ns);
+                    if flow_slot.is_none() {
+                        flow_slot = slot.map(|s| (at, s));
+                    }
                 }
             }
         }
@@ -687,8 +716,15 @@ impl Pipeline {
                 Some(d) => ChainEvent::Dhcp(&ev, d),
                 None => ChainEvent::Packet(&ev, dns_ev.as_ref()),
             };
-            for policy in &mut self.policies {
-                dispatch(policy, chain_ev, &mut self.geo);
+            let kind = chain_ev.bit().trailing_zeros() as usize;
+            for (i, policy) in self.policies.iter_mut().enumerate() {
+                match self.direct.offers.get(i).copied().flatten() {
+                    Some(masks) => {
+                        let mask = masks.get(kind).copied().unwrap_or(u64::MAX);
+                        dispatch_to(policy, mask, chain_ev, &mut self.geo);
+                    }
+                    None => dispatch(policy, chain_ev, &mut self.geo),
+                }
             }
         }
 
@@ -699,9 +735,33 @@ impl Pipeline {
             && mode != Mode::PacketOnly
             && pkt.fragment.is_none()
             && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
+            // A bare ACK (no payload, SYN, FIN or RST) would only refresh the connection's
+            // entries: no stream handler is offered it.
+            && (!pkt.payload.is_empty() || pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0)
         {
-            for &at in &self.direct.streams {
-                match handler_at(&mut self.policies, at) {
+            // A handler finished with the connection (its bit set in the flow entry) is not
+            // offered its segments again: they would only refresh its table entry. SYN and RST
+            // still reach it (a new connection on the same ports, or the end of this one).
+            let skippable = pkt.tcp_flags & (TCP_SYN | TCP_RST) == 0;
+            let done_before = match flow_slot {
+                Some((at, slot)) => match handler_at(&mut self.policies, at) {
+                    Some(HandlerKind::Flows(f)) => f.l7_done_mut(slot).map_or(0, |b| *b),
+                    _ => 0,
+                },
+                None => 0,
+            };
+            let mut done = 0u8;
+            for (k, &at) in self.direct.streams.iter().enumerate() {
+                // Handlers past the eighth have no bit and are always offered the segment.
+                let bit = u8::try_from(k)
+                    .ok()
+                    .and_then(|k| 1u8.checked_shl(u32::from(k)));
+                let bit = bit.unwrap_or(0);
+                if skippable && done_before & bit != 0 {
+                    done |= bit;
+                    continue;
+                }
+                let finished = match handler_at(&mut self.policies, at) {
                     Some(HandlerKind::Tls(t)) => t.on_segment(
                         src,
                         pkt.src_port,
@@ -724,8 +784,18 @@ impl Pipeline {
                         pkt.payload,
                         ts_ns,
                     ),
-                    _ => {}
+                    _ => false,
+                };
+                if finished {
+                    done |= bit;
                 }
+            }
+            if done != done_before
+                && let Some((at, slot)) = flow_slot
+                && let Some(HandlerKind::Flows(f)) = handler_at(&mut self.policies, at)
+                && let Some(b) = f.l7_done_mut(slot)
+            {
+                *b = done;
             }
         }
 
@@ -970,6 +1040,21 @@ pub(crate) fn dispatch(policy: &mut PolicyPlan, ev: ChainEvent<'_, '_>, geo: &mu
         match offer(h, cur, geo) {
             Some(next) => cur = next,
             None => return,
+        }
+    }
+}
+
+/// Offers an event to the handlers of an independent policy whose bits are set in `mask`
+/// (see `Direct::offers`), each checked again against its own mask.
+fn dispatch_to(policy: &mut PolicyPlan, mut mask: u64, ev: ChainEvent<'_, '_>, geo: &mut Geo) {
+    let bit = ev.bit();
+    while mask != 0 {
+        let j = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(h) = policy.handlers.get_mut(j)
+            && h.ignores & bit == 0
+        {
+            offer(h, ev, geo);
         }
     }
 }
@@ -1233,5 +1318,172 @@ mod tests {
         );
         assert_eq!(dns_total(&p), 0);
         assert_eq!(p.stats.dns_not_served_on_dns_port, 1);
+    }
+
+    /// `tcp_frame` sent the other way (10.0.0.2 to 10.0.0.1).
+    fn tcp_frame_back(sport: u16, dport: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = tcp_frame(sport, dport, seq, flags, payload);
+        f[29] = 2;
+        f[33] = 1;
+        f
+    }
+
+    /// One policy with flows (a table of `max_flows`), tls and http.
+    fn l7_pipeline(max_flows: u64) -> Pipeline {
+        let limits = Limits::default();
+        let mut flows = HandlerSpec {
+            name: "flows".into(),
+            kind: "flows".into(),
+            ..Default::default()
+        };
+        flows
+            .config
+            .set("max_flows", crate::config::ConfigValue::Int(max_flows));
+        let handlers = [flows.clone(), flows, HandlerSpec::default()]
+            .into_iter()
+            .zip(["flows", "tls", "http"])
+            .map(|(mut spec, kind)| {
+                if kind != "flows" {
+                    spec = HandlerSpec {
+                        name: kind.into(),
+                        kind: kind.into(),
+                        ..Default::default()
+                    };
+                }
+                Handler::build(&spec, kind.into(), &limits).expect("builds")
+            })
+            .collect();
+        let plan = PolicyPlan {
+            name: "p".into(),
+            chained: false,
+            handlers,
+        };
+        Pipeline::new(
+            vec![plan],
+            HostSpec::default(),
+            Vec::new(),
+            &limits,
+            Geo::default(),
+        )
+    }
+
+    /// The stream-handler bits of the flow of the last packet fed, as the flows handler holds them.
+    fn done_bits(p: &mut Pipeline, frame: &[u8]) -> Option<u8> {
+        let pkt = wire::packet::decode(wire::capture::LinkType::Ethernet, frame).expect("decodes");
+        let HandlerKind::Flows(f) = &mut p.policies[0].handlers[0].kind else {
+            return None;
+        };
+        // Looking the flow up again counts it once more; only the bits matter here.
+        let slot = f.on_packet(&pkt, frame.len() as u32, 1_500)?;
+        f.l7_done_mut(slot).copied()
+    }
+
+    fn http_requests(p: &Pipeline) -> u64 {
+        let HandlerKind::Http(h) = &p.policies[0].handlers[2].kind else {
+            return 0;
+        };
+        h.window.get(0).map_or(0, |b| b.requests)
+    }
+
+    #[test]
+    fn stream_handlers_done_with_a_connection_are_marked_in_its_flow_and_skipped() {
+        let mut p = l7_pipeline(16);
+        let ssh = b"SSH-2.0-OpenSSH_9.6\r\n";
+        let hello = tcp_frame(40_000, 22, 101, 0x18, ssh);
+        feed(
+            &mut p,
+            &[
+                tcp_frame(40_000, 22, 100, 0x02, &[]),
+                tcp_frame_back(22, 40_000, 500, 0x12, &[]),
+                hello.clone(),
+            ],
+        );
+        // One direction seen: neither handler is finished yet.
+        assert_eq!(done_bits(&mut p, &hello), Some(0));
+        let reply = tcp_frame_back(22, 40_000, 501, 0x18, ssh);
+        feed(&mut p, std::slice::from_ref(&reply));
+        // Not TLS, not HTTP, both directions seen: tls (bit 0) and http (bit 1) are done.
+        assert_eq!(done_bits(&mut p, &reply), Some(0b11));
+        let (tls_conns, _) = match &p.policies[0].handlers[1].kind {
+            HandlerKind::Tls(t) => t.reassembly_load(),
+            _ => (9, 9),
+        };
+        assert_eq!(tls_conns, 1);
+        // A new connection on the same ports (SYN, new ISN) reaches both handlers again: an
+        // HTTP request on it is counted, and the bits are cleared until they are done again.
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        feed(
+            &mut p,
+            &[
+                tcp_frame(40_000, 22, 7_000, 0x02, &[]),
+                tcp_frame(40_000, 22, 7_001, 0x18, get),
+            ],
+        );
+        assert_eq!(http_requests(&p), 1);
+        assert_eq!(done_bits(&mut p, &reply), Some(0));
+    }
+
+    #[test]
+    fn a_flow_evicted_from_the_flows_table_loses_its_bits_and_is_offered_again() {
+        // A table of one flow: a second connection evicts the first.
+        let mut p = l7_pipeline(1);
+        let ssh = b"SSH-2.0-OpenSSH_9.6\r\n";
+        let reply = tcp_frame_back(22, 40_000, 501, 0x18, ssh);
+        feed(
+            &mut p,
+            &[
+                tcp_frame(40_000, 22, 100, 0x02, &[]),
+                tcp_frame(40_000, 22, 101, 0x18, ssh),
+                reply.clone(),
+            ],
+        );
+        assert_eq!(done_bits(&mut p, &reply), Some(0b11));
+        let other = tcp_frame(40_001, 80, 1, 0x18, b"GET / HTTP/1.1\r\n\r\n");
+        feed(&mut p, std::slice::from_ref(&other));
+        assert_eq!(http_requests(&p), 1);
+        // The first connection's entry is gone with its bits: its next packet starts a fresh
+        // entry, which the stream handlers (still holding the connection, finished) mark again.
+        let more = tcp_frame(40_000, 22, 123, 0x18, b"more");
+        let HandlerKind::Flows(f) = &mut p.policies[0].handlers[0].kind else {
+            panic!("flows handler first");
+        };
+        let pkt = wire::packet::decode(wire::capture::LinkType::Ethernet, &more).expect("decodes");
+        let slot = f
+            .on_packet(&pkt, more.len() as u32, 1_400)
+            .expect("tracked");
+        assert_eq!(f.l7_done_mut(slot).copied(), Some(0));
+        assert_eq!(f.table().stats().evicted, 2);
+        feed(&mut p, std::slice::from_ref(&more));
+        assert_eq!(done_bits(&mut p, &more), Some(0b11));
+    }
+
+    #[test]
+    fn independent_policies_offer_each_event_kind_only_to_the_handlers_that_take_it() {
+        let limits = Limits::default();
+        let build = |chained| PolicyPlan {
+            name: "p".into(),
+            chained,
+            handlers: ["net", "dns", "pcap", "flows", "dhcp"]
+                .into_iter()
+                .map(|kind| {
+                    let spec = HandlerSpec {
+                        name: kind.into(),
+                        kind: kind.into(),
+                        ..Default::default()
+                    };
+                    Handler::build(&spec, kind.into(), &limits).expect("builds")
+                })
+                .collect(),
+        };
+        let d = Direct::of(&[build(false), build(true)]);
+        let at = |bit: u8| bit.trailing_zeros() as usize;
+        let masks = d.offers[0].expect("independent");
+        // A plain packet: net only; a DNS packet: net and dns; DHCP: net and dhcp.
+        assert_eq!(masks[at(ChainEvent::PACKET)], 0b00001);
+        assert_eq!(masks[at(ChainEvent::DNS_PACKET)], 0b00011);
+        assert_eq!(masks[at(ChainEvent::DHCP)], 0b10001);
+        assert_eq!(masks[at(ChainEvent::TCP_DATA)], 0b00010);
+        // A chain is walked handler by handler.
+        assert!(d.offers[1].is_none());
     }
 }

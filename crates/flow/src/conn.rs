@@ -383,6 +383,10 @@ pub struct Conn {
     pub app: u16,
     /// Caller-defined detail of the label (e.g. how it was decided).
     pub app_detail: u8,
+    /// Caller-defined bits, cleared when a new flow starts in the slot and kept across an
+    /// active-timeout restart (e.g. which stream consumers are finished with the connection, so
+    /// that its later packets need not be looked up again in their tables).
+    pub l7_done: u8,
     /// Whether endpoint `a` of the key is the initiator.
     init_is_a: bool,
     /// When the flow last moved to the recent end of the table.
@@ -437,6 +441,9 @@ pub struct ConnStats {
     pub retransmissions: u64,
     pub out_of_order: u64,
     pub zero_window: u64,
+    /// The sum of every counter above: it changes whenever any of them does, so a caller that
+    /// moves counts elsewhere compares this one field to learn whether there is anything new.
+    pub events: u64,
 }
 
 /// Where a packet landed.
@@ -522,6 +529,7 @@ impl ConnTable {
                         .is_some_and(|c| matches!(c.state, TcpState::Closed | TcpState::Reset));
                 if reuse {
                     self.stats.reused += 1;
+                    self.stats.events += 1;
                     self.emit(slot, EndReason::Reused, sink);
                     self.start(slot, seg, src_is_a, now_ns);
                     new = true;
@@ -529,6 +537,7 @@ impl ConnTable {
                     now_ns.saturating_sub(c.start_ns) >= self.cfg.active_timeout_ns
                 }) {
                     self.stats.active_expired += 1;
+                    self.stats.events += 1;
                     self.emit(slot, EndReason::Active, sink);
                     self.restart(slot, now_ns);
                 }
@@ -544,12 +553,14 @@ impl ConnTable {
             None => {
                 if self.cfg.max_flows == 0 {
                     self.stats.refused += 1;
+                    self.stats.events += 1;
                     return None;
                 }
                 if self.table.len() >= self.cfg.max_flows
                     && let Some(tail) = self.table.tail()
                 {
                     self.stats.evicted += 1;
+                    self.stats.events += 1;
                     self.emit(tail, EndReason::Evicted, sink);
                     self.table.remove(tail);
                 }
@@ -594,6 +605,7 @@ impl ConnTable {
                 break;
             }
             self.stats.idle_expired += 1;
+            self.stats.events += 1;
             self.emit(tail, EndReason::Idle, sink);
             self.table.remove(tail);
         }
@@ -648,6 +660,7 @@ impl ConnTable {
     /// Resets `slot` for a new flow whose first packet is `seg`.
     fn start(&mut self, slot: u32, seg: &Segment, src_is_a: bool, now_ns: u64) {
         self.stats.flows += 1;
+        self.stats.events += 1;
         let Some(c) = self.table.value_mut(slot) else {
             return;
         };
@@ -666,6 +679,7 @@ impl ConnTable {
     /// state, sequence tracking and the application label stay.
     fn restart(&mut self, slot: u32, now_ns: u64) {
         self.stats.flows += 1;
+        self.stats.events += 1;
         if let Some(c) = self.table.value_mut(slot) {
             c.start_ns = now_ns;
             c.last_ns = now_ns;
@@ -735,6 +749,20 @@ pub fn fuzz_conn(data: &[u8]) {
     t.drain(&mut |r| recorded += r.packets[0] + r.packets[1]);
     assert_eq!(accepted, recorded);
     assert!(t.is_empty());
+    // `events` is the sum of every counter.
+    let s = t.stats();
+    let sum = s.flows
+        + s.evicted
+        + s.idle_expired
+        + s.active_expired
+        + s.reused
+        + s.refused
+        + s.handshakes
+        + s.resets
+        + s.retransmissions
+        + s.out_of_order
+        + s.zero_window;
+    assert_eq!(s.events, sum);
 }
 
 /// The TCP part of accounting a segment.
@@ -747,6 +775,7 @@ fn tcp_update(c: &mut Conn, stats: &mut ConnStats, seg: &Segment, from_init: boo
     if seg.tcp_window == 0 && flags & (SYN | FIN | RST) == 0 {
         c.zero_window = c.zero_window.saturating_add(1);
         stats.zero_window += 1;
+        stats.events += 1;
     }
     if flags & RST == 0 {
         let len = seg
@@ -759,10 +788,12 @@ fn tcp_update(c: &mut Conn, stats: &mut ConnStats, seg: &Segment, from_init: boo
                 SeqVerdict::Retransmission => {
                     c.retransmissions = c.retransmissions.saturating_add(1);
                     stats.retransmissions += 1;
+                    stats.events += 1;
                 }
                 SeqVerdict::OutOfOrder => {
                     c.out_of_order = c.out_of_order.saturating_add(1);
                     stats.out_of_order += 1;
+                    stats.events += 1;
                 }
             }
         }
@@ -772,6 +803,7 @@ fn tcp_update(c: &mut Conn, stats: &mut ConnStats, seg: &Segment, from_init: boo
         _ if flags & RST != 0 => {
             if c.state != TcpState::Reset {
                 stats.resets += 1;
+                stats.events += 1;
             }
             TcpState::Reset
         }
@@ -788,6 +820,7 @@ fn tcp_update(c: &mut Conn, stats: &mut ConnStats, seg: &Segment, from_init: boo
             if let Some(syn_ns) = c.syn_ns {
                 c.rtt_ns = Some(now_ns.saturating_sub(syn_ns));
                 stats.handshakes += 1;
+                stats.events += 1;
             }
             TcpState::Established
         }

@@ -358,6 +358,11 @@ impl<U: Default> StreamHeads<U> {
     }
 
     /// Feeds one TCP segment; `on_head` is called as described in the module documentation.
+    ///
+    /// Returns whether the connection is finished for the consumer: both directions are done,
+    /// so no later segment of it but a SYN (a new connection on the same ports) or an RST (which
+    /// forgets it) changes anything here. A caller that remembers this per connection may skip
+    /// its other segments; they would only refresh the entry's recency.
     #[allow(clippy::too_many_arguments)] // mirrors the packet fields, as `TcpDnsReassembler::segment`
     pub fn segment(
         &mut self,
@@ -371,7 +376,7 @@ impl<U: Default> StreamHeads<U> {
         payload: &[u8],
         now_ns: u64,
         on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
-    ) {
+    ) -> bool {
         self.stats.segments += 1;
         self.expire_some(now_ns, EXPIRE_PER_SEGMENT, on_head);
         let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
@@ -402,7 +407,7 @@ impl<U: Default> StreamHeads<U> {
             Some(idx) => {
                 if rst {
                     self.free(idx, now_ns, on_head);
-                    return;
+                    return false;
                 }
                 self.table.touch(idx);
                 idx
@@ -411,7 +416,7 @@ impl<U: Default> StreamHeads<U> {
                 // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of unknown
                 // connections are not worth a table entry.
                 if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
-                    return;
+                    return false;
                 }
                 while self.table.len() >= self.cfg.max_connections {
                     let Some(lru) = self.table.tail() else { break };
@@ -428,7 +433,7 @@ impl<U: Default> StreamHeads<U> {
         };
         let cfg = self.cfg;
         let Some(conn) = self.table.value_mut(idx) else {
-            return;
+            return false;
         };
         conn.last_ns = now_ns;
         let mut data_seq = seq;
@@ -493,6 +498,7 @@ impl<U: Default> StreamHeads<U> {
                 on_head,
             );
         }
+        conn.halves.iter().all(|h| h.state == State::Done)
     }
 
     /// Forgets connections idle longer than the timeout at `now_ns`, telling the consumer of

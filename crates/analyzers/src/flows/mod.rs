@@ -270,14 +270,15 @@ impl Flows {
     }
 
     /// Accounts one packet (IP with TCP or UDP; others are ignored) of `frame_len` bytes.
-    pub fn on_packet(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64) {
+    /// Returns the slot of its flow (see [`Flows::l7_done_mut`]), valid until the next call.
+    pub fn on_packet(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64) -> Option<u32> {
         if !matches!(pkt.l3, L3::Ipv4 | L3::Ipv6) {
-            return;
+            return None;
         }
         let transport = match pkt.l4 {
             L4::Tcp => Transport::Tcp,
             L4::Udp => Transport::Udp,
-            _ => return,
+            _ => return None,
         };
         let seg = Segment {
             src: pkt.src,
@@ -331,6 +332,13 @@ impl Flows {
             }
         }
         self.account_stats();
+        seen.map(|s| s.slot)
+    }
+
+    /// The caller-defined bits of the flow in `slot` ([`flow::conn::Conn::l7_done`]): which
+    /// stream handlers are finished with it. Cleared when a new flow takes the slot.
+    pub fn l7_done_mut(&mut self, slot: u32) -> Option<&mut u8> {
+        self.table.conn_mut(slot).map(|c| &mut c.l7_done)
     }
 
     /// Ends every flow still open (end of input).
@@ -345,9 +353,9 @@ impl Flows {
 
     /// Adds what the table counted since the last call to the live bucket.
     fn account_stats(&mut self) {
-        // Compared in place first: most packets change no counter, and copying the counters
-        // on every packet cost more than the comparison.
-        if *self.table.stats() == self.seen {
+        // Most packets change no counter: one field (the sum of all) tells, before anything is
+        // copied or compared.
+        if self.table.stats().events == self.seen.events {
             return;
         }
         let s = *self.table.stats();

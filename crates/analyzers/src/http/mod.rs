@@ -281,7 +281,9 @@ impl Http {
         self.report_stats();
     }
 
-    /// Feeds one TCP segment.
+    /// Feeds one TCP segment. Returns whether the handler is finished with the connection
+    /// (see [`StreamHeads::segment`]): until a SYN or RST of it, its other segments change
+    /// nothing here and may be skipped.
     #[allow(clippy::too_many_arguments)] // the packet fields the reassembler needs
     pub fn on_segment(
         &mut self,
@@ -294,9 +296,9 @@ impl Http {
         tcp_flags: u8,
         payload: &[u8],
         ts_ns: u64,
-    ) {
+    ) -> bool {
         let (b, g) = (self.window.live(), self.g);
-        self.heads.segment(
+        let done = self.heads.segment(
             src,
             sport,
             dst,
@@ -309,6 +311,7 @@ impl Http {
             &mut |h| on_head(h, b, g),
         );
         self.report_stats();
+        done
     }
 
     fn report_stats(&mut self) {

@@ -207,7 +207,9 @@ impl Tls {
         self.report_stats();
     }
 
-    /// Feeds one TCP segment.
+    /// Feeds one TCP segment. Returns whether the handler is finished with the connection
+    /// (see [`StreamHeads::segment`]): until a SYN or RST of it, its other segments change
+    /// nothing here and may be skipped.
     #[allow(clippy::too_many_arguments)] // the packet fields the reassembler needs
     pub fn on_segment(
         &mut self,
@@ -220,9 +222,9 @@ impl Tls {
         tcp_flags: u8,
         payload: &[u8],
         ts_ns: u64,
-    ) {
+    ) -> bool {
         let (b, scratch, g) = (self.window.live(), &mut self.scratch, self.g);
-        self.heads.segment(
+        let done = self.heads.segment(
             src,
             sport,
             dst,
@@ -235,6 +237,7 @@ impl Tls {
             &mut |h| on_head(h, b, scratch, g),
         );
         self.report_stats();
+        done
     }
 
     /// Moves the reassembler's new cap hits into the live bucket.

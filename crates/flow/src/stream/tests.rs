@@ -14,7 +14,8 @@ struct Rec {
     calls: Vec<(Vec<u8>, Direction, Cut)>,
 }
 
-/// Feeds one segment to a consumer that wants `want` bytes per direction.
+/// Feeds one segment to a consumer that wants `want` bytes per direction; returns whether the
+/// connection is finished for it.
 fn seg(
     r: &mut StreamHeads<u32>,
     rec: &mut Rec,
@@ -23,7 +24,7 @@ fn seg(
     seq: u32,
     f: u8,
     payload: &[u8],
-) {
+) -> bool {
     let (src, sp, dst, dp) = if from_client {
         (C, 40_000, S, 443)
     } else {
@@ -40,7 +41,7 @@ fn seg(
         } else {
             Verdict::NeedMore(want)
         }
-    });
+    })
 }
 
 #[test]
@@ -345,4 +346,35 @@ fn cap_hits_ignore_segments_and_report_deltas() {
             ..CapHits::default()
         })
     );
+}
+
+#[test]
+fn a_connection_is_finished_once_both_directions_are_done() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut rec = Rec::default();
+    assert!(!seg(&mut r, &mut rec, 4, true, 100, flags::SYN, &[]));
+    assert!(!seg(
+        &mut r,
+        &mut rec,
+        4,
+        false,
+        500,
+        flags::SYN | flags::ACK,
+        &[]
+    ));
+    // One direction done, the other not yet started.
+    assert!(!seg(&mut r, &mut rec, 4, true, 101, flags::ACK, b"hello"));
+    // A direction still waiting for more keeps the connection open.
+    assert!(!seg(&mut r, &mut rec, 4, false, 501, flags::ACK, b"ab"));
+    assert!(seg(&mut r, &mut rec, 4, false, 503, flags::ACK, b"cd"));
+    // Later segments change nothing and say so again.
+    assert!(seg(&mut r, &mut rec, 4, true, 106, flags::ACK, b"more"));
+    assert_eq!(rec.calls.len(), 3);
+    // A SYN with a new ISN starts a new connection on the same ports: not finished.
+    assert!(!seg(&mut r, &mut rec, 4, true, 9_000, flags::SYN, &[]));
+    assert!(!seg(&mut r, &mut rec, 4, true, 9_001, flags::ACK, b"again"));
+    assert_eq!(rec.calls.len(), 4);
+    // An RST forgets it.
+    assert!(!seg(&mut r, &mut rec, 4, false, 700, flags::RST, &[]));
+    assert_eq!(r.connections(), 0);
 }

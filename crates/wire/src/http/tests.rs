@@ -367,3 +367,18 @@ fn header_scan_cases() {
     assert_eq!(new.0, Err(HttpError::TooManyHeaders));
     assert_eq!(new, old);
 }
+
+#[test]
+fn token_runs_and_header_names_compare_without_case() {
+    assert_eq!(token_run(b"Content-Length: 5"), Some(14));
+    assert_eq!(token_run(b"X-A-Very-Long-Header-Name-Here:"), Some(30));
+    assert_eq!(token_run(b"Bad Name: x"), Some(3));
+    assert_eq!(token_run(b"AllTokenBytesNoEnd"), None);
+    assert_eq!(token_run(b""), None);
+    assert!(name_is(b"CONTENT-length", b"content-length"));
+    assert!(name_is(b"Connection", b"connection"));
+    // `_` and `^` become other bytes with bit 5 set, never a letter or `-`.
+    assert!(!name_is(b"content_length", b"content-length"));
+    assert!(!name_is(b"Connectio^", b"connection"));
+    assert!(!name_is(b"Connectio", b"connection"));
+}
