@@ -120,6 +120,24 @@ struct Rec {
     pkt: Option<u32>,
 }
 
+impl Rec {
+    /// A record not yet placed: `enqueue` fills in where the frame travels (`off`, `len`,
+    /// `in_block`) and `enqueue_decoded` the index of its decode.
+    fn new(orig_len: u32, ts_ns: u64, link: LinkType, mode: Mode, flow: u64) -> Self {
+        Self {
+            off: 0,
+            len: 0,
+            in_block: false,
+            orig_len,
+            ts_ns,
+            link,
+            mode,
+            flow,
+            pkt: None,
+        }
+    }
+}
+
 /// Records for one worker. Captured frames stay in the input block they were read into
 /// (shared, never copied); frames the reader builds itself are copied into `data`.
 #[derive(Default)]
@@ -314,21 +332,7 @@ impl Reader {
         // The common frame (Ethernet, IPv4, UDP or TCP, not a fragment) is sharded from a few
         // header bytes and decoded once, by its worker: the reader is the serial stage.
         if let Some(flow) = wire::hash::quick_flow_hash(link, data) {
-            self.enqueue(
-                data,
-                at,
-                Rec {
-                    off: 0,
-                    len: 0,
-                    in_block: false,
-                    orig_len: frame_len,
-                    ts_ns,
-                    link,
-                    mode: Mode::Full,
-                    flow,
-                    pkt: None,
-                },
-            );
+            self.enqueue(data, at, Rec::new(frame_len, ts_ns, link, Mode::Full, flow));
             return;
         }
         match wire::packet::decode(link, data) {
@@ -341,17 +345,7 @@ impl Reader {
                     self.enqueue(
                         data,
                         at,
-                        Rec {
-                            off: 0,
-                            len: 0,
-                            in_block: false,
-                            orig_len: frame_len,
-                            ts_ns,
-                            link,
-                            mode: Mode::PacketOnly,
-                            flow,
-                            pkt: None,
-                        },
+                        Rec::new(frame_len, ts_ns, link, Mode::PacketOnly, flow),
                     );
                     if let Some(d) = datagram {
                         self.stats.reassembled += 1;
@@ -360,17 +354,7 @@ impl Reader {
                         self.enqueue(
                             &d,
                             None,
-                            Rec {
-                                off: 0,
-                                len: 0,
-                                in_block: false,
-                                orig_len: d.len() as u32,
-                                ts_ns,
-                                link: LinkType::Raw,
-                                mode: Mode::AppOnly,
-                                flow,
-                                pkt: None,
-                            },
+                            Rec::new(d.len() as u32, ts_ns, LinkType::Raw, Mode::AppOnly, flow),
                         );
                     }
                 } else {
@@ -378,38 +362,14 @@ impl Reader {
                     self.enqueue_decoded(
                         data,
                         at,
-                        Rec {
-                            off: 0,
-                            len: 0,
-                            in_block: false,
-                            orig_len: frame_len,
-                            ts_ns,
-                            link,
-                            mode: Mode::Full,
-                            flow,
-                            pkt: None,
-                        },
+                        Rec::new(frame_len, ts_ns, link, Mode::Full, flow),
                         detached,
                     );
                 }
             }
             Err(e) => {
                 *self.stats.decode_errors.entry(e.reason()).or_insert(0) += 1;
-                self.enqueue(
-                    data,
-                    at,
-                    Rec {
-                        off: 0,
-                        len: 0,
-                        in_block: false,
-                        orig_len: frame_len,
-                        ts_ns,
-                        link,
-                        mode: Mode::Full,
-                        flow: 0,
-                        pkt: None,
-                    },
-                );
+                self.enqueue(data, at, Rec::new(frame_len, ts_ns, link, Mode::Full, 0));
             }
         }
     }
@@ -491,17 +451,7 @@ impl Reader {
                 self.enqueue(
                     payload,
                     None,
-                    Rec {
-                        off: 0,
-                        len: 0,
-                        in_block: false,
-                        orig_len: len,
-                        ts_ns: ts,
-                        link: LinkType::Other(0),
-                        mode: Mode::Dnstap,
-                        flow,
-                        pkt: None,
-                    },
+                    Rec::new(len, ts, LinkType::Other(0), Mode::Dnstap, flow),
                 );
             }
             self.end_of_file(
