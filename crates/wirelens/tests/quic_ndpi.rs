@@ -16,9 +16,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use serde_json::Value;
-
 const CASES: &[&str] = &[
     "quic_frags_different_dcid.pcapng",
     "quic_frags_ch_in_multiple_packets.pcapng",
@@ -59,28 +56,12 @@ fn ndpi(out: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
 
 /// A one-policy file running only the `quic` handler with long top lists.
 fn policy_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("wirelens-quic-ndpi-{}.yaml", std::process::id()));
-    std::fs::write(
-        &path,
-        "visor:\n  policies:\n    p:\n      kind: collection\n      input:\n        tap: default\n        input_type: pcap\n      handlers:\n        window_config:\n          num_periods: 1\n          topn_count: 10000\n        modules:\n          q:\n            type: quic\n",
-    )
-    .expect("policy written");
-    path
+    support::policy_with_modules("quic-ndpi", &[("q", "quic")])
 }
 
 /// wirelens' SNI and comparable JA4 multisets, and its ClientHello count.
 fn wirelens(path: &Path, policy: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>, u64) {
-    let args = wirelens::read::parse_args([
-        "--no-progress".as_ref(),
-        "--periods".as_ref(),
-        "1".as_ref(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-        path.as_os_str(),
-    ])
-    .expect("arguments parse");
-    let text = wirelens::read::summarize(&args).expect("read succeeds");
-    let v: Value = serde_json::from_str(&text).expect("json");
+    let v = support::read_one_period(path, policy);
     let q = &v["p"]["p-default-q"]["quic"];
     let top = |k: &str, f: &dyn Fn(&str) -> String| -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();

@@ -20,8 +20,6 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::Value;
-
 /// TLS carried after another protocol on the same connection: wirelens reads TLS only where a
 /// stream starts with it (STARTTLS upgrades and tunnelling proxies are not followed).
 const AFTER_OTHER_PROTOCOL: &str = "tls starts after another protocol on the connection";
@@ -251,29 +249,12 @@ fn tshark(path: &Path) -> Seen {
 
 /// A one-policy file running only the `tls` handler with long top lists.
 fn policy_file() -> PathBuf {
-    let path =
-        std::env::temp_dir().join(format!("wirelens-tls-oracle-{}.yaml", std::process::id()));
-    std::fs::write(
-        &path,
-        "visor:\n  policies:\n    p:\n      kind: collection\n      input:\n        tap: default\n        input_type: pcap\n      handlers:\n        window_config:\n          num_periods: 1\n          topn_count: 10000\n        modules:\n          t:\n            type: tls\n",
-    )
-    .expect("policy written");
-    path
+    support::policy_with_modules("tls-oracle", &[("t", "tls")])
 }
 
 /// wirelens' view, and its JA4 names.
 fn wirelens(path: &Path, policy: &Path) -> (Seen, BTreeMap<String, u64>) {
-    let args = wirelens::read::parse_args([
-        "--no-progress".as_ref(),
-        "--periods".as_ref(),
-        "1".as_ref(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-        path.as_os_str(),
-    ])
-    .expect("arguments parse");
-    let text = wirelens::read::summarize(&args).expect("read succeeds");
-    let v: Value = serde_json::from_str(&text).expect("json");
+    let v = support::read_one_period(path, policy);
     let t = &v["p"]["p-default-t"]["tls"];
     let top = |k: &str| -> BTreeMap<String, u64> {
         t[k].as_array()

@@ -240,14 +240,7 @@ const UNDECODED_LINK_TYPE: &[&str] = &[
 
 /// A policy running the `tls` and `quic` handlers with top lists long enough for every value.
 fn policy_file() -> PathBuf {
-    let path =
-        std::env::temp_dir().join(format!("wirelens-zeek-oracle-{}.yaml", std::process::id()));
-    std::fs::write(
-        &path,
-        "visor:\n  policies:\n    p:\n      kind: collection\n      input:\n        tap: default\n        input_type: pcap\n      handlers:\n        window_config:\n          num_periods: 1\n          topn_count: 10000\n        modules:\n          t:\n            type: tls\n          q:\n            type: quic\n",
-    )
-    .expect("policy written");
-    path
+    support::policy_with_modules("zeek-oracle", &[("t", "tls"), ("q", "quic")])
 }
 
 fn top(v: &Value, key: &str) -> Multiset {
@@ -268,17 +261,7 @@ fn top(v: &Value, key: &str) -> Multiset {
 
 /// wirelens' view of one trace, in Zeek's field names. QUIC ClientHellos add to `sni`.
 fn wirelens(trace: &Path, policy: &Path) -> BTreeMap<&'static str, Multiset> {
-    let args = wirelens::read::parse_args([
-        "--no-progress".as_ref(),
-        "--periods".as_ref(),
-        "1".as_ref(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-        trace.as_os_str(),
-    ])
-    .expect("arguments parse");
-    let text = wirelens::read::summarize(&args).expect("read succeeds");
-    let v: Value = serde_json::from_str(&text).expect("json");
+    let v = support::read_one_period(trace, policy);
     let t = &v["p"]["p-default-t"]["tls"];
     let q = &v["p"]["p-default-q"]["quic"];
     assert!(t.is_object() && q.is_object(), "no tls/quic section in {v}");

@@ -7,7 +7,7 @@
 pub mod flood;
 pub mod json;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// True when running under CI (`CI=true`), where a missing tool or data set must fail the run.
@@ -43,4 +43,34 @@ pub fn wirelens_bin() -> PathBuf {
     std::env::var_os("WIRELENS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wirelens")))
+}
+
+/// Writes a one-policy file (pcap tap, one period, top lists of 10,000 entries) running the given
+/// `(module name, handler type)` pairs, named after `tag` and the process so test binaries running
+/// at once keep apart. The policy is `p`, so a module `m` reports under `p` / `p-default-m`.
+pub fn policy_with_modules(tag: &str, modules: &[(&str, &str)]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wirelens-{tag}-{}.yaml", std::process::id()));
+    let mut yaml = String::from(
+        "visor:\n  policies:\n    p:\n      kind: collection\n      input:\n        tap: default\n        input_type: pcap\n      handlers:\n        window_config:\n          num_periods: 1\n          topn_count: 10000\n        modules:\n",
+    );
+    for (name, kind) in modules {
+        yaml.push_str(&format!("          {name}:\n            type: {kind}\n"));
+    }
+    std::fs::write(&path, yaml).expect("policy written");
+    path
+}
+
+/// `wirelens read --no-progress --periods 1 --policy POLICY FILE`, run in process and parsed.
+pub fn read_one_period(file: &Path, policy: &Path) -> serde_json::Value {
+    let args = wirelens::read::parse_args([
+        "--no-progress".as_ref(),
+        "--periods".as_ref(),
+        "1".as_ref(),
+        "--policy".as_ref(),
+        policy.as_os_str(),
+        file.as_os_str(),
+    ])
+    .expect("arguments parse");
+    let text = wirelens::read::summarize(&args).expect("read succeeds");
+    serde_json::from_str(&text).expect("json")
 }
