@@ -142,7 +142,7 @@ fn lf_bytes(w: u64) -> u64 {
 /// Position of the first `\n` in `b` at or after `from`, eight bytes at a time: message heads
 /// are searched for line ends on every segment, so this is the parser's inner loop, and on
 /// lines of a few dozen bytes a word loop beats a call into a vector search.
-#[inline]
+#[inline(always)]
 fn find_lf(b: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while let Some(w) = word_at(b, at) {
@@ -290,7 +290,7 @@ fn letter_or_dash_bytes(w: u64) -> u64 {
 /// of `b` when every byte is one), as [`token_end`]. Letters and `-` are passed eight at a time
 /// with a few word operations; from the first other byte on (a digit, `_`, or the colon) the
 /// table takes over.
-#[inline]
+#[inline(always)]
 fn name_end(b: &[u8]) -> usize {
     let mut at = 0usize;
     while let Some(w) = word_at(b, at) {
@@ -320,8 +320,9 @@ fn headers<'a, const FIELDS: bool>(
     f: &mut Framing,
     fields: &mut Fields<'a>,
 ) -> Result<Option<usize>, HttpError> {
-    for _ in 0..=MAX_HEADERS {
-        let rest = b.get(at..).unwrap_or_default();
+    let mut rest = b.get(at..).unwrap_or_default();
+    // A plain range: an inclusive one carries an exhausted flag through the loop.
+    for _ in 0..MAX_HEADERS + 1 {
         // The blank line (CRLF or bare LF) ends the head.
         match (rest.first(), rest.get(1)) {
             (None, _) | (Some(b'\r'), None) => return Ok(None),
@@ -346,10 +347,12 @@ fn headers<'a, const FIELDS: bool>(
             return Ok(None);
         };
         at += lf + 1;
-        let name = rest.get(..colon).unwrap_or_default();
+        let line = rest;
+        rest = rest.get(lf + 1..).unwrap_or_default();
+        let name = line.get(..colon).unwrap_or_default();
         // The raw value: up to the line end, without the CR of a CRLF.
         let raw = || {
-            let v = rest.get(colon + 1..lf).unwrap_or_default();
+            let v = line.get(colon + 1..lf).unwrap_or_default();
             trim(v.strip_suffix(b"\r").unwrap_or(v))
         };
         match colon {
