@@ -112,15 +112,67 @@ fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-/// Position of the first `x` in `b` (message heads are searched for line ends on every
-/// segment, so this is the parser's inner loop: `memchr` compares 16 or 32 bytes at a time).
+/// Position of the first `x` in `b` (chunk and trailer lines, and bad header lines).
 fn find_byte(b: &[u8], x: u8) -> Option<usize> {
     memchr::memchr(x, b)
 }
 
+/// Bits 0..=6 of every byte.
+const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+/// `\n` in every byte.
+const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+
+/// The eight bytes at `at` as a little-endian word (byte `at` lowest), when there are eight.
+#[inline(always)]
+fn word_at(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..)
+        .and_then(|s| s.first_chunk::<8>())
+        .map(|w| u64::from_le_bytes(*w))
+}
+
+/// Bit 7 set in exactly the bytes of `w` that are `\n`: the sum of the low seven bits and
+/// 0x7f reaches bit 7 for every non-zero byte, so no carry crosses a byte and no byte is
+/// flagged by its neighbours (which lets the last word of a slice overlap bytes already seen).
+#[inline(always)]
+fn lf_bytes(w: u64) -> u64 {
+    let v = w ^ LFS;
+    !((v & LOW7).wrapping_add(LOW7) | v | LOW7)
+}
+
+/// Position of the first `\n` in `b` at or after `from`, eight bytes at a time: message heads
+/// are searched for line ends on every segment, so this is the parser's inner loop, and on
+/// lines of a few dozen bytes a word loop beats a call into a vector search.
+#[inline(always)]
+fn find_lf(b: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(w) = word_at(b, at) {
+        let m = lf_bytes(w);
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    match b.len().checked_sub(8) {
+        // Fewer than eight bytes left: the slice's last word, without the bytes before `at`.
+        Some(last) => {
+            let skip = at.checked_sub(last)?.min(8) as u32;
+            let m = lf_bytes(word_at(b, last)?)
+                .checked_shr(8 * skip)
+                .unwrap_or(0);
+            (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
+        }
+        // A slice shorter than a word.
+        None => b
+            .get(at..)?
+            .iter()
+            .position(|&c| c == b'\n')
+            .map(|p| at + p),
+    }
+}
+
 /// The line at the start of `b` without its CRLF (or bare LF), and the length including it.
 fn line(b: &[u8]) -> Option<(&[u8], usize)> {
-    let lf = find_byte(b, b'\n')?;
+    let lf = find_lf(b, 0)?;
     let l = b.get(..lf)?;
     let l = l.strip_suffix(b"\r").unwrap_or(l);
     Some((l, lf + 1))
@@ -135,6 +187,10 @@ fn version_minor(v: &[u8]) -> Option<u8> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
+    let blank = |c: Option<&u8>| matches!(c, Some(b' ' | b'\t'));
+    if !blank(v.first()) && !blank(v.last()) {
+        return v;
+    }
     let s = v
         .iter()
         .position(|c| !matches!(c, b' ' | b'\t'))
@@ -190,23 +246,66 @@ fn name_is(name: &[u8], want: &[u8]) -> bool {
             == 0
 }
 
-/// Length of the run of token bytes at the start of `b`, or `None` when every byte is one.
-/// Eight bytes are looked up per step with one branch, since header names run 4 to 20 bytes.
-fn token_run(b: &[u8]) -> Option<usize> {
-    let mut chunks = b.chunks_exact(8);
+/// Length of the run of token bytes at the start of `b` (all of `b` when every byte is one).
+/// Eight bytes are looked up per step into a mask of the non-token ones, whose lowest bit is
+/// the end: one branch per eight bytes, since header names run 4 to 20 bytes.
+#[inline]
+fn token_end(b: &[u8]) -> usize {
     let mut at = 0usize;
-    for c in &mut chunks {
-        let all = c.iter().fold(true, |ok, &x| ok & is_tchar(x));
-        if !all {
+    while let Some(w) = b.get(at..).and_then(|s| s.first_chunk::<8>()) {
+        let stop = w
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &c)| m | u32::from(!is_tchar(c)) << i);
+        if stop != 0 {
+            return at + stop.trailing_zeros() as usize;
+        }
+        at += 8;
+    }
+    let tail = b.get(at..).unwrap_or_default();
+    at + tail.iter().position(|&c| !is_tchar(c)).unwrap_or(tail.len())
+}
+
+/// `-` in every byte.
+const DASHES: u64 = u64::from_ne_bytes([b'-'; 8]);
+/// Bit 5 of every byte (ASCII case).
+const CASE: u64 = u64::from_ne_bytes([0x20; 8]);
+
+/// Bit 7 set in exactly the bytes of `w` that are ASCII letters or `-`, the bytes of nearly
+/// every header name. Each byte is checked on its low seven bits (no carry leaves a byte: the
+/// sums stay below 0x100) and bytes with bit 7 set are excluded after.
+#[inline(always)]
+fn letter_or_dash_bytes(w: u64) -> u64 {
+    let low = (w | CASE) & LOW7;
+    // Bit 7 of `low + (0x80 - x)` is set when `low >= x`.
+    let ge_a = low.wrapping_add(u64::from_ne_bytes([0x80 - b'a'; 8]));
+    let gt_z = low.wrapping_add(u64::from_ne_bytes([0x80 - b'z' - 1; 8]));
+    let letters = ge_a & !gt_z;
+    let d = (w ^ DASHES) & LOW7;
+    let dashes = !(d.wrapping_add(LOW7) | d);
+    (letters | dashes) & !w & !LOW7
+}
+
+/// The header name's end at the start of `b`: the position of its first non-token byte (all
+/// of `b` when every byte is one), as [`token_end`]. Letters and `-` are passed eight at a time
+/// with a few word operations; from the first other byte on (a digit, `_`, or the colon) the
+/// table takes over.
+#[inline(always)]
+fn name_end(b: &[u8]) -> usize {
+    let mut at = 0usize;
+    while let Some(w) = word_at(b, at) {
+        let other = !letter_or_dash_bytes(w) & !LOW7;
+        if other != 0 {
+            let p = at + (other.trailing_zeros() / 8) as usize;
+            if b.get(p) == Some(&b':') {
+                return p;
+            }
+            at = p;
             break;
         }
         at += 8;
     }
-    b.get(at..)
-        .unwrap_or_default()
-        .iter()
-        .position(|&c| !is_tchar(c))
-        .map(|i| at + i)
+    at + token_end(b.get(at..).unwrap_or_default())
 }
 
 /// Header fields after the start line: fills framing (and, when `FIELDS`, Host and
@@ -221,8 +320,9 @@ fn headers<'a, const FIELDS: bool>(
     f: &mut Framing,
     fields: &mut Fields<'a>,
 ) -> Result<Option<usize>, HttpError> {
-    for _ in 0..=MAX_HEADERS {
-        let rest = b.get(at..).unwrap_or_default();
+    let mut rest = b.get(at..).unwrap_or_default();
+    // A plain range: an inclusive one carries an exhausted flag through the loop.
+    for _ in 0..MAX_HEADERS + 1 {
         // The blank line (CRLF or bare LF) ends the head.
         match (rest.first(), rest.get(1)) {
             (None, _) | (Some(b'\r'), None) => return Ok(None),
@@ -232,25 +332,27 @@ fn headers<'a, const FIELDS: bool>(
         }
         // The name: token bytes up to the colon. Anything else is a bad line once it is
         // complete (before that, more bytes are needed, as for any partial line).
-        let Some(colon) = token_run(rest) else {
+        let colon = name_end(rest);
+        let Some(&sep) = rest.get(colon) else {
             return Ok(None);
         };
-        if colon == 0 || rest.get(colon) != Some(&b':') {
-            let tail = rest.get(colon..).unwrap_or_default();
-            return match find_byte(tail, b'\n') {
+        if colon == 0 || sep != b':' {
+            return match find_lf(rest, colon) {
                 Some(_) => Err(HttpError::BadHeader),
                 None => Ok(None),
             };
         }
-        let after = rest.get(colon + 1..).unwrap_or_default();
-        let Some(lf) = find_byte(after, b'\n') else {
+        // The line end, eight bytes at a time from the colon on.
+        let Some(lf) = find_lf(rest, colon + 1) else {
             return Ok(None);
         };
-        at += colon + 1 + lf + 1;
-        let name = rest.get(..colon).unwrap_or_default();
+        at += lf + 1;
+        let line = rest;
+        rest = rest.get(lf + 1..).unwrap_or_default();
+        let name = line.get(..colon).unwrap_or_default();
         // The raw value: up to the line end, without the CR of a CRLF.
         let raw = || {
-            let v = after.get(..lf).unwrap_or_default();
+            let v = line.get(colon + 1..lf).unwrap_or_default();
             trim(v.strip_suffix(b"\r").unwrap_or(v))
         };
         match colon {
@@ -320,7 +422,13 @@ pub fn parse_request(b: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     // Method up to the first space, version after the last: a target with spaces in it (attack
     // tools send them; servers and tshark accept them) stays one target.
     let sp1 = l.iter().position(|&c| c == b' ').unwrap_or(0);
-    let sp2 = l.iter().rposition(|&c| c == b' ').unwrap_or(0);
+    // The usual line ends in ` HTTP/1.x`: its last space is then nine bytes from the end.
+    let sp2 = match l.len().checked_sub(9) {
+        Some(s) if l.get(s) == Some(&b' ') && l.get(s + 1..).and_then(version_minor).is_some() => {
+            s
+        }
+        _ => l.iter().rposition(|&c| c == b' ').unwrap_or(0),
+    };
     let method = l.get(..sp1).unwrap_or_default();
     let target = trim(l.get(sp1 + 1..sp2).unwrap_or_default());
     let version = l.get(sp2 + 1..).unwrap_or_default();
@@ -427,7 +535,7 @@ impl Request<'_> {
 /// The path of a request target (see [`Request::path`]).
 pub fn path_of(target: &[u8]) -> &[u8] {
     let mut t = target;
-    if let Some(i) = t.windows(3).position(|w| w == b"://") {
+    if let Some(i) = find_scheme_end(t) {
         let after = t.get(i + 3..).unwrap_or_default();
         t = after
             .iter()
@@ -435,11 +543,20 @@ pub fn path_of(target: &[u8]) -> &[u8] {
             .and_then(|s| after.get(s..))
             .unwrap_or(b"/");
     }
-    let end = t
-        .iter()
-        .position(|&c| c == b'?' || c == b'#')
-        .unwrap_or(t.len());
+    let end = memchr::memchr2(b'?', b'#', t).unwrap_or(t.len());
     t.get(..end).unwrap_or_default()
+}
+
+/// Position of the first `://` in `t`: colons are searched, not every three-byte window.
+fn find_scheme_end(t: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let i = from + find_byte(t.get(from..)?, b':')?;
+        if t.get(i + 1..i + 3) == Some(b"//") {
+            return Some(i);
+        }
+        from = i + 1;
+    }
 }
 
 impl Response<'_> {

@@ -253,10 +253,35 @@ fn header_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         Just(b"Content-Type".to_vec()),
         Just(b"Hosts".to_vec()),
         Just(b"Xonnection".to_vec()),
+        Just(b"Last-Modified".to_vec()),
+        Just(b"X_Trace-Id2".to_vec()),
+        Just(b"X-A-Very-Long-Header-Name-Of-Letters".to_vec()),
         Just(Vec::new()),
+        // obs-fold: a continuation line starts with a space or a tab.
+        Just(b" ".to_vec()),
+        Just(b"\t".to_vec()),
         proptest::collection::vec(
             prop_oneof![Just(b'a'), Just(b'-'), Just(b' '), Just(b'\r'), Just(b'@')],
             1..6
+        ),
+        // Long names around the word size, with bytes the word test must hand to the table
+        // (digits, `_`, `z`+1, `a`-1, bytes with bit 7 set, CR and `-` with bit 5 flipped).
+        proptest::collection::vec(
+            prop_oneof![
+                8 => Just(b'a'),
+                2 => Just(b'Z'),
+                2 => Just(b'-'),
+                1 => Just(b'7'),
+                1 => Just(b'_'),
+                1 => Just(b'{'),
+                1 => Just(b'`'),
+                1 => Just(b'@'),
+                1 => Just(b'['),
+                1 => Just(0xc1u8),
+                1 => Just(b'\r'),
+                1 => Just(b'\x0d' | 0x80),
+            ],
+            6..40
         ),
     ];
     let value = proptest::collection::vec(
@@ -272,6 +297,9 @@ fn header_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
             Just(&b"x"[..]),
             Just(&b":"[..]),
             Just(&b"\r"[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\x0b\x8a"[..]),
+            Just(&b"Tue, 01 Dec 2026 05:52:14 GMT and some more bytes of a long value"[..]),
         ],
         0..6,
     )
@@ -370,15 +398,115 @@ fn header_scan_cases() {
 
 #[test]
 fn token_runs_and_header_names_compare_without_case() {
-    assert_eq!(token_run(b"Content-Length: 5"), Some(14));
-    assert_eq!(token_run(b"X-A-Very-Long-Header-Name-Here:"), Some(30));
-    assert_eq!(token_run(b"Bad Name: x"), Some(3));
-    assert_eq!(token_run(b"AllTokenBytesNoEnd"), None);
-    assert_eq!(token_run(b""), None);
+    assert_eq!(token_end(b"Content-Length: 5"), 14);
+    assert_eq!(token_end(b"X-A-Very-Long-Header-Name-Here:"), 30);
+    assert_eq!(token_end(b"Bad Name: x"), 3);
+    assert_eq!(token_end(b"AllTokenBytesNoEnd"), 18);
+    assert_eq!(token_end(b"AllTokenBytesNoEnd\r"), 18);
+    assert_eq!(token_end(b""), 0);
+    for len in 0..24 {
+        for at in 0..=len {
+            let mut b = vec![b'a'; len];
+            if let Some(c) = b.get_mut(at) {
+                *c = b' ';
+            }
+            assert_eq!(token_end(&b), at, "len {len} at {at}");
+        }
+    }
     assert!(name_is(b"CONTENT-length", b"content-length"));
     assert!(name_is(b"Connection", b"connection"));
     // `_` and `^` become other bytes with bit 5 set, never a letter or `-`.
     assert!(!name_is(b"content_length", b"content-length"));
     assert!(!name_is(b"Connectio^", b"connection"));
     assert!(!name_is(b"Connectio", b"connection"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+    /// The word-at-a-time name and line-end searches agree with byte loops anywhere in a slice.
+    #[test]
+    fn word_searches_agree_with_byte_loops(
+        b in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                Just(b'\n'),
+                Just(b':'),
+                Just(b'-'),
+                Just(b'a'),
+                Just(b'Q'),
+            ],
+            0..48,
+        ),
+        from in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let from = from.index(b.len() + 2);
+        let plain = b
+            .get(from..)
+            .and_then(|t| t.iter().position(|&c| c == b'\n'))
+            .map(|p| from + p);
+        proptest::prop_assert_eq!(find_lf(&b, from), plain);
+        let tokens = b.iter().position(|&c| !is_tchar(c)).unwrap_or(b.len());
+        proptest::prop_assert_eq!(token_end(&b), tokens);
+        proptest::prop_assert_eq!(name_end(&b), tokens);
+    }
+}
+
+#[test]
+fn letters_and_dashes_by_the_word() {
+    for c in 0..=255u8 {
+        let w = u64::from_le_bytes([b'a', c, b'-', c, 0, c, b'Z', c]);
+        let m = letter_or_dash_bytes(w);
+        let want = c.is_ascii_alphabetic() || c == b'-';
+        for i in [1, 3, 5, 7] {
+            assert_eq!(m >> (8 * i + 7) & 1 == 1, want, "byte {c:#04x}");
+        }
+        let bit = |i: u32| m >> (8 * i + 7) & 1 == 1;
+        assert!(bit(0) && bit(2) && !bit(4) && bit(6), "byte {c:#04x}");
+    }
+    // Near the end of a slice the last word overlaps bytes already passed.
+    assert_eq!(find_lf(b"\n234567890", 1), None);
+    assert_eq!(find_lf(b"\n23456789\n", 1), Some(9));
+    assert_eq!(find_lf(b"\n2\n", 1), Some(2));
+    assert_eq!(find_lf(b"\n2\n", 9), None);
+}
+
+/// The path search the colon search replaced: every three-byte window compared.
+fn oracle_path_of(target: &[u8]) -> &[u8] {
+    let mut t = target;
+    if let Some(i) = t.windows(3).position(|w| w == b"://") {
+        let after = t.get(i + 3..).unwrap_or_default();
+        t = after
+            .iter()
+            .position(|&c| c == b'/')
+            .and_then(|s| after.get(s..))
+            .unwrap_or(b"/");
+    }
+    let end = t
+        .iter()
+        .position(|&c| c == b'?' || c == b'#')
+        .unwrap_or(t.len());
+    t.get(..end).unwrap_or_default()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+    #[test]
+    fn paths_agree_with_the_window_search(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                Just(&b":"[..]),
+                Just(&b"/"[..]),
+                Just(&b"//"[..]),
+                Just(&b"://"[..]),
+                Just(&b"http"[..]),
+                Just(&b"?"[..]),
+                Just(&b"#"[..]),
+                Just(&b"a"[..]),
+            ],
+            0..10,
+        ),
+    ) {
+        let t = parts.concat();
+        proptest::prop_assert_eq!(path_of(&t), oracle_path_of(&t));
+    }
 }
