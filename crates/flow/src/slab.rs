@@ -13,7 +13,6 @@
 //! general-purpose table's probe; the hash is still seeded (`foldhash`), so keys chosen to
 //! collide cannot lengthen probes without the seed.
 
-use core::cell::Cell;
 use core::hash::{BuildHasher, Hash};
 
 use foldhash::fast::FixedState;
@@ -167,8 +166,6 @@ struct Slot<K, V> {
     hash: u64,
     prev: u32,
     next: u32,
-    /// In the index (a removed slot keeps its stale key until it is reused).
-    live: bool,
 }
 
 /// Slab + index + recency list. The head is the most recently touched entry, the tail the
@@ -181,10 +178,6 @@ pub(crate) struct LruSlab<K, V> {
     head: u32,
     tail: u32,
     len: usize,
-    /// The slot last found or inserted: packets come in runs of one connection (a response's
-    /// segments, a pipelined burst), so `find` compares the key there before hashing it. A
-    /// hint only: it is checked (live, same key) on every use, whatever happened to the slot.
-    last: Cell<u32>,
 }
 
 impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
@@ -198,7 +191,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
             head: NIL,
             tail: NIL,
             len: 0,
-            last: Cell::new(NIL),
         }
     }
 
@@ -219,25 +211,13 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
 
     /// Slot of `key`, if present.
     pub(crate) fn find(&self, key: &K) -> Option<u32> {
-        let last = self.last.get();
-        if self
-            .slots
-            .get(last as usize)
-            .is_some_and(|s| s.live && s.key == *key)
-        {
-            return Some(last);
-        }
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        let found = self.index.find(hash, |i| {
+        self.index.find(hash, |i| {
             slots
                 .get(i as usize)
                 .is_some_and(|s| s.hash == hash && s.key == *key)
-        });
-        if let Some(i) = found {
-            self.last.set(i);
-        }
-        found
+        })
     }
 
     /// Inserts `key` (which must be absent) at the head and returns its slot. The slot's value
@@ -249,7 +229,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
                 if let Some(s) = self.slots.get_mut(i as usize) {
                     s.key = key;
                     s.hash = hash;
-                    s.live = true;
                 }
                 i
             }
@@ -261,7 +240,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
                     hash,
                     prev: NIL,
                     next: NIL,
-                    live: true,
                 });
                 i
             }
@@ -271,7 +249,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
             .insert(hash, idx, |i| slots.get(i as usize).map_or(0, |s| s.hash));
         self.link_head(idx);
         self.len += 1;
-        self.last.set(idx);
         idx
     }
 
@@ -286,9 +263,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruSlab<K, V> {
             .index
             .remove(hash, idx, |i| slots.get(i as usize).map_or(0, |s| s.hash))
         {
-            if let Some(s) = self.slots.get_mut(idx as usize) {
-                s.live = false;
-            }
             self.unlink(idx);
             self.free.push(idx);
             self.len -= 1;
@@ -390,27 +364,6 @@ mod tests {
             Some(3),
             "value is left for the caller to reset"
         );
-    }
-
-    #[test]
-    fn the_last_slot_found_is_not_trusted_once_removed_or_reused() {
-        let mut s: LruSlab<u32, ()> = LruSlab::new(5);
-        let a = s.insert(1);
-        assert_eq!(s.find(&1), Some(a));
-        // Removed: its stale key stays in the slot, but it is not found.
-        s.remove(a);
-        assert_eq!(s.find(&1), None);
-        // Reused by another key: the slot answers for that key only.
-        let b = s.insert(2);
-        assert_eq!(b, a);
-        assert_eq!(s.find(&1), None);
-        assert_eq!(s.find(&2), Some(b));
-        // The same key again, in another slot while the first holds a different key.
-        let c = s.insert(1);
-        assert_ne!(c, b);
-        assert_eq!(s.find(&2), Some(b));
-        assert_eq!(s.find(&1), Some(c));
-        assert_eq!(s.find(&2), Some(b));
     }
 
     #[test]
