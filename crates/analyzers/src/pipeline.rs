@@ -1054,6 +1054,17 @@ fn dispatch_to(policy: &mut PolicyPlan, mut mask: u64, ev: ChainEvent<'_, '_>, g
         if let Some(h) = policy.handlers.get_mut(j)
             && h.ignores & bit == 0
         {
+            // The common case, a deep packet to net v1 at a 100 % rate, without the call to
+            // `offer` and its match: the same call `offer`'s first arm makes (an independent
+            // policy drops what it would forward).
+            if let (HandlerKind::NetV1(n), ChainEvent::Packet(p, _) | ChainEvent::Dhcp(p, _)) =
+                (&mut h.kind, ev)
+                && h.deep_rate >= 100
+                && p.deep
+            {
+                n.on_packet(p, geo);
+                continue;
+            }
             offer(h, ev, geo);
         }
     }
@@ -1455,6 +1466,58 @@ mod tests {
         assert_eq!(f.table().stats().evicted, 2);
         feed(&mut p, std::slice::from_ref(&more));
         assert_eq!(done_bits(&mut p, &more), Some(0b11));
+    }
+
+    #[test]
+    fn net_v1_fed_by_the_independent_dispatch_counts_as_fed_by_offer() {
+        let limits = Limits::default();
+        let build = |rate: Option<u64>| {
+            let mut spec = HandlerSpec {
+                name: "net".into(),
+                kind: "net".into(),
+                ..Default::default()
+            };
+            if let Some(r) = rate {
+                spec.config
+                    .set("deep_sample_rate", crate::config::ConfigValue::Int(r));
+            }
+            Handler::build(&spec, "net".into(), &limits).expect("builds")
+        };
+        let mut geo = Geo::default();
+        for rate in [None, Some(50)] {
+            let mut by_offer = build(rate);
+            let mut plan = PolicyPlan {
+                name: "p".into(),
+                chained: false,
+                handlers: vec![build(rate)],
+            };
+            for i in 0..200u64 {
+                let ev = PacketEvent {
+                    ts_ns: 1_000_000_000 * (i / 7) + i,
+                    dir: [Direction::ToHost, Direction::FromHost, Direction::Unknown]
+                        [(i % 3) as usize],
+                    l3: L3Kind::Ipv4,
+                    l4: if i % 2 == 0 { L4Kind::Udp } else { L4Kind::Tcp },
+                    src: IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, (i % 5) as u8)),
+                    dst: IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, (i % 11) as u8)),
+                    src_port: 1000,
+                    dst_port: 80,
+                    syn: i % 4 == 1,
+                    frame_len: 60 + i as u32,
+                    flow: i * 0x9e37_79b9,
+                    // Shallow events go through `offer` (they are re-sampled there).
+                    deep: i % 9 != 0,
+                    both_ends: false,
+                };
+                let chain = ChainEvent::Packet(&ev, None);
+                offer(&mut by_offer, chain, &mut geo);
+                dispatch_to(&mut plan, 1, chain, &mut geo);
+            }
+            let a = by_offer.export(&[0]).expect("bucket");
+            let b = plan.handlers[0].export(&[0]).expect("bucket");
+            assert!(a.metrics.len() > 10);
+            assert_eq!(format!("{:?}", a.metrics), format!("{:?}", b.metrics));
+        }
     }
 
     #[test]
