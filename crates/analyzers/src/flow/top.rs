@@ -114,7 +114,29 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             e.count[1] = e.count[1].saturating_add(w[1]);
             return;
         }
+        if found.is_none()
+            && !self.table.is_empty()
+            && (w[0] == 0 || self.len[0] < self.capacity)
+            && (w[1] == 0 || self.len[1] < self.capacity)
+        {
+            // A new key and room in every measure it has weight in (with many distinct
+            // keys, the usual case): a fresh entry, no purge to consider.
+            self.track_new(key, hash, w);
+            return;
+        }
         self.add_new(key, hash, w, found);
+    }
+
+    /// A fresh entry for `key` with counts `w`, where every measure `w` has weight in has
+    /// room for it.
+    #[inline]
+    fn track_new(&mut self, key: &K, hash: u32, w: [u64; 2]) {
+        let i = self.alloc(key, hash);
+        if let Some(e) = self.entries.get_mut(i) {
+            e.count = w;
+        }
+        self.len[0] += usize::from(w[0] != 0);
+        self.len[1] += usize::from(w[1] != 0);
     }
 
     /// The key is new to at least one measure it has weight in: purges as needed, then
@@ -126,7 +148,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             self.table = vec![0; (4 * cap).next_power_of_two()];
             self.entries.reserve_exact(2 * cap);
             self.free.reserve_exact(2 * cap);
-            self.scratch.reserve_exact(cap);
+            // Both measures' counts, side by side: at most `2 · capacity` entries each.
+            self.scratch = vec![0; 4 * cap];
         }
         // `found` is the caller's lookup of the same key in the same state.
         let mut idx = found;
@@ -219,6 +242,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     }
 
     /// A fresh entry (tracked nowhere yet) for `key`, placed in the table.
+    #[inline]
     fn alloc(&mut self, key: &K, hash: u32) -> usize {
         let e = Entry {
             key: *key,
@@ -241,18 +265,30 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         i
     }
 
-    /// The `keep`-th largest count of measure `m` (what a purge subtracts from it), or 0
-    /// when `m` tracks fewer than `keep` keys (nothing to subtract).
-    fn kth_largest(&mut self, m: usize) -> u64 {
-        let m = m & 1;
-        self.scratch.clear();
-        self.scratch
-            .extend(self.entries.iter().map(|e| e.count[m]).filter(|&c| c != 0));
-        let n = self.scratch.len();
-        if n < self.keep {
-            return 0;
+    /// The `keep`-th largest count of each measure (what a purge subtracts from it), or 0
+    /// for a measure that tracks fewer than `keep` keys (nothing to subtract).
+    fn kth_largest(&mut self) -> [u64; 2] {
+        let half = self.scratch.len() / 2;
+        let (a, b) = self.scratch.split_at_mut(half);
+        // One pass gathers both measures' tracked counts: every count is written, the
+        // cursor only moves past those that are not 0 (no branch to mispredict).
+        let (mut na, mut nb) = (0, 0);
+        for e in &self.entries {
+            if let Some(x) = a.get_mut(na) {
+                *x = e.count[0];
+            }
+            if let Some(x) = b.get_mut(nb) {
+                *x = e.count[1];
+            }
+            na += usize::from(e.count[0] != 0);
+            nb += usize::from(e.count[1] != 0);
         }
-        *self.scratch.select_nth_unstable(n - self.keep).1
+        let keep = self.keep;
+        let kth = |v: &mut [u64], n: usize| match v.get_mut(..n) {
+            Some(v) if n >= keep => *v.select_nth_unstable(n - keep).1,
+            _ => 0,
+        };
+        [kth(a, na), kth(b, nb)]
     }
 
     /// Subtracts from each measure its `keep`-th largest count, untracks the keys that reach
@@ -261,7 +297,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// (always ascending: rebuilt ascending, only popped from the end).
     #[inline(never)]
     fn purge(&mut self) {
-        let d = [self.kth_largest(0), self.kth_largest(1)];
+        let d = self.kth_largest();
         for (o, d) in self.offset.iter_mut().zip(d) {
             *o = o.saturating_add(d);
         }
