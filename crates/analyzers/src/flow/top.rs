@@ -148,8 +148,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             self.table = vec![0; (4 * cap).next_power_of_two()];
             self.entries.reserve_exact(2 * cap);
             self.free.reserve_exact(2 * cap);
-            // Both measures' counts, side by side: at most `2 · capacity` entries each.
-            self.scratch = vec![0; 4 * cap];
+            // Both measures' tracked counts, side by side: at most `capacity` each.
+            self.scratch = vec![0; 2 * cap];
         }
         // `found` is the caller's lookup of the same key in the same state.
         let mut idx = found;
@@ -271,7 +271,9 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         let half = self.scratch.len() / 2;
         let (a, b) = self.scratch.split_at_mut(half);
         // One pass gathers both measures' tracked counts: every count is written, the
-        // cursor only moves past those that are not 0 (no branch to mispredict).
+        // cursor only moves past those that are not 0 (no branch to mispredict). A measure
+        // tracks at most `capacity` keys, so its half holds them all; a write past the half
+        // can only be a 0 that would be overwritten.
         let (mut na, mut nb) = (0, 0);
         for e in &self.entries {
             if let Some(x) = a.get_mut(na) {
@@ -433,6 +435,8 @@ mod tests {
     }
 
     impl Model {
+        // Measure indices address the weights and the per-measure state at once.
+        #[allow(clippy::needless_range_loop)]
         fn insert(&mut self, k: u16, w: [u64; 2]) {
             let due = (0..2).any(|m| {
                 w[m] != 0 && self.counts[m].len() >= self.cap && !self.counts[m].contains_key(&k)
