@@ -174,7 +174,7 @@ fn render_ip_port(k: &IpPort) -> String {
 
 /// Keys tracked by each per-interface top-N sketch. Smaller than the sketch default: a record
 /// updates two dozen of these, and small tables stay in cache (estimates are within
-/// W/(TOP_CAPACITY/2) of the truth, W the sketch's total weight: 0.4 %).
+/// W/(TOP_CAPACITY/4) of the truth, W the sketch's total weight: 0.8 %; see [`top`]).
 const TOP_CAPACITY: usize = 512;
 
 /// A fast, fixed-seed hasher for the device and interface tables (keys are addresses and
