@@ -263,7 +263,10 @@ fn token_end(b: &[u8]) -> usize {
         at += 8;
     }
     let tail = b.get(at..).unwrap_or_default();
-    at + tail.iter().position(|&c| !is_tchar(c)).unwrap_or(tail.len())
+    at + tail
+        .iter()
+        .position(|&c| !is_tchar(c))
+        .unwrap_or(tail.len())
 }
 
 /// `-` in every byte.
@@ -424,9 +427,7 @@ pub fn parse_request(b: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let sp1 = l.iter().position(|&c| c == b' ').unwrap_or(0);
     // The usual line ends in ` HTTP/1.x`: its last space is then nine bytes from the end.
     let sp2 = match l.len().checked_sub(9) {
-        Some(s) if l.get(s) == Some(&b' ') && l.get(s + 1..).and_then(version_minor).is_some() => {
-            s
-        }
+        Some(s) if l.get(s) == Some(&b' ') && l.get(s + 1..).and_then(version_minor).is_some() => s,
         _ => l.iter().rposition(|&c| c == b' ').unwrap_or(0),
     };
     let method = l.get(..sp1).unwrap_or_default();

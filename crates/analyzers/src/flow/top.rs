@@ -421,7 +421,13 @@ mod tests {
         t.insert(&100, h(100), [4, 4]);
         assert_eq!(t.max_error(0), 7);
         assert_eq!(t.max_error(1), 1);
-        assert_eq!(t.top(0, 9), vec![(7, 8), (100, 11)].into_iter().rev().collect::<Vec<_>>());
+        assert_eq!(
+            t.top(0, 9),
+            vec![(7, 8), (100, 11)]
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        );
         assert_eq!(t.top(1, 9), vec![(100, 5)]);
     }
 
