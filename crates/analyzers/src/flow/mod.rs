@@ -319,7 +319,50 @@ struct Device {
     malformed: u64,
     /// `[direction]`: interfaces by traffic.
     top_interfaces: [DualTop<u32>; 2],
-    interfaces: HashMap<u32, Box<Interface>, Fixed>,
+    /// Interfaces in the order they were first seen, with their ifIndex.
+    interfaces: Vec<(u32, Box<Interface>)>,
+    /// Position + 1 in `interfaces` of ifIndex `i` for `i < DIRECT_IFINDEX` (0: not seen):
+    /// the usual small ifIndex values found without hashing.
+    direct: Vec<u32>,
+    /// Position in `interfaces` of the larger ifIndex values.
+    far: HashMap<u32, u32, Fixed>,
+}
+
+/// ifIndex values below this are looked up in a plain array (4 bytes each, grown to the
+/// largest seen); larger ones in a hash map.
+const DIRECT_IFINDEX: u32 = 4096;
+
+impl Device {
+    /// Position in `interfaces` of ifIndex `idx`.
+    #[inline]
+    fn slot(&self, idx: u32) -> Option<usize> {
+        if idx < DIRECT_IFINDEX {
+            match self.direct.get(idx as usize) {
+                Some(&p) if p != 0 => Some(p as usize - 1),
+                _ => None,
+            }
+        } else {
+            self.far.get(&idx).map(|&p| p as usize)
+        }
+    }
+
+    /// Adds interface `idx` (not present yet); returns its position.
+    fn add_interface(&mut self, idx: u32, i: Box<Interface>) -> usize {
+        let pos = self.interfaces.len();
+        if idx < DIRECT_IFINDEX {
+            let at = idx as usize;
+            if self.direct.len() <= at {
+                self.direct.resize(at + 1, 0);
+            }
+            if let Some(p) = self.direct.get_mut(at) {
+                *p = pos as u32 + 1;
+            }
+        } else {
+            self.far.insert(idx, pos as u32);
+        }
+        self.interfaces.push((idx, i));
+        pos
+    }
 }
 
 impl Default for Device {
@@ -338,7 +381,9 @@ impl Default for Device {
                 DualTop::with_capacity(metrics::topn::DEFAULT_CAPACITY),
                 DualTop::with_capacity(metrics::topn::DEFAULT_CAPACITY),
             ],
-            interfaces: HashMap::default(),
+            interfaces: Vec::new(),
+            direct: Vec::new(),
+            far: HashMap::default(),
         }
     }
 }
@@ -346,7 +391,13 @@ impl Default for Device {
 /// One period of flow summaries.
 #[derive(Clone, Default)]
 pub struct FlowBucket {
-    devices: HashMap<IpAddr, Box<Device>, Fixed>,
+    /// Devices in the order they were first seen, with their address.
+    devices: Vec<(IpAddr, Box<Device>)>,
+    /// Position in `devices` of each address.
+    device_index: HashMap<IpAddr, u32, Fixed>,
+    /// The device of the last record and its position: a datagram's records all come from
+    /// one device, so most records skip the hash lookup.
+    last_device: Option<(IpAddr, u32)>,
     /// Datagrams that were not a decodable export at all (pktvisor's `packet_errors`).
     pub packet_errors: u64,
     /// Datagrams a live tap dropped before decoding: its socket's receive queue or a worker
@@ -365,7 +416,7 @@ impl Bucket for FlowBucket {
         self.devices_refused += o.devices_refused;
         self.interfaces_refused += o.interfaces_refused;
         for (ip, od) in &o.devices {
-            let d = self.devices.entry(*ip).or_default();
+            let d = self.device_or_default(*ip);
             d.records_flows += od.records_flows;
             d.records_filtered += od.records_filtered;
             d.datagrams += od.datagrams;
@@ -378,14 +429,42 @@ impl Bucket for FlowBucket {
                 d.top_interfaces[dir].merge(&od.top_interfaces[dir]);
             }
             for (idx, oi) in &od.interfaces {
-                match d.interfaces.get_mut(idx) {
-                    Some(i) => i.merge(oi),
+                match d.slot(*idx) {
+                    Some(p) => d.interfaces[p].1.merge(oi),
                     None => {
-                        d.interfaces.insert(*idx, oi.clone());
+                        d.add_interface(*idx, oi.clone());
                     }
                 }
             }
         }
+    }
+}
+
+impl FlowBucket {
+    /// Position of device `ip` in `devices`.
+    #[inline]
+    fn device_pos(&self, ip: IpAddr) -> Option<usize> {
+        match self.last_device {
+            Some((last, p)) if last == ip => Some(p as usize),
+            _ => self.device_index.get(&ip).map(|&p| p as usize),
+        }
+    }
+
+    /// Adds device `ip` (not present yet); returns its position.
+    fn add_device(&mut self, ip: IpAddr) -> usize {
+        let pos = self.devices.len();
+        self.devices.push((ip, Box::default()));
+        self.device_index.insert(ip, pos as u32);
+        pos
+    }
+
+    /// Device `ip`, created (whatever the cap) if absent.
+    fn device_or_default(&mut self, ip: IpAddr) -> &mut Device {
+        let pos = match self.device_pos(ip) {
+            Some(p) => p,
+            None => self.add_device(ip),
+        };
+        &mut self.devices[pos].1
     }
 }
 
@@ -579,8 +658,8 @@ impl FlowHandler {
                 b.interfaces_refused,
             );
         }
-        let mut devices: Vec<(&IpAddr, &Box<Device>)> = b.devices.iter().collect();
-        devices.sort_by_key(|(ip, _)| **ip);
+        let mut devices: Vec<&(IpAddr, Box<Device>)> = b.devices.iter().collect();
+        devices.sort_by_key(|(ip, _)| *ip);
         for (ip, d) in devices {
             // Names from the traffic are owned by the export: nothing outlives it.
             let dev = Name::Owned(ip.to_string());
@@ -660,8 +739,8 @@ impl FlowHandler {
                     }
                 }
             }
-            let mut ifaces: Vec<(&u32, &Box<Interface>)> = d.interfaces.iter().collect();
-            ifaces.sort_by_key(|(k, _)| **k);
+            let mut ifaces: Vec<&(u32, Box<Interface>)> = d.interfaces.iter().collect();
+            ifaces.sort_by_key(|(k, _)| *k);
             for (idx, i) in ifaces {
                 let ifname = Name::Owned(idx.to_string());
                 let labels = vec![("device_interface", Name::Owned(format!("{dev}|{ifname}")))];
@@ -921,11 +1000,16 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), ConfigError> {
 
 /// The device's state, created if the cap allows.
 fn device_mut(b: &mut FlowBucket, max: usize, ip: IpAddr) -> Option<&mut Device> {
-    if b.devices.len() >= max && !b.devices.contains_key(&ip) {
-        b.devices_refused += 1;
-        return None;
-    }
-    Some(b.devices.entry(ip).or_default())
+    let pos = match b.device_pos(ip) {
+        Some(p) => p,
+        None if b.devices.len() >= max => {
+            b.devices_refused += 1;
+            return None;
+        }
+        None => b.add_device(ip),
+    };
+    b.last_device = Some((ip, pos as u32));
+    b.devices.get_mut(pos).map(|(_, d)| &mut **d)
 }
 
 /// A record's keys and their hashes, computed once per record for every sketch keyed on
@@ -955,13 +1039,15 @@ impl Keys {
         if l3 && (g.cardinality || g.top_ips_ports || g.conversations || (g.top_ips && tops)) {
             k.src_ip_port = ip_port(r.src, r.src_port);
             k.dst_ip_port = ip_port(r.dst, r.dst_port);
-            if g.cardinality || (g.top_ips && tops) {
+            if g.cardinality || (tops && (g.top_ips || g.top_ips_ports)) {
                 k.src_h = hash_bytes(k.src_ip_port.get(..16).unwrap_or_default());
                 k.dst_h = hash_bytes(k.dst_ip_port.get(..16).unwrap_or_default());
             }
             if g.top_ips_ports && tops {
-                k.src_ip_port_h = hash_bytes(&k.src_ip_port);
-                k.dst_ip_port_h = hash_bytes(&k.dst_ip_port);
+                // Only the top-N tables use these (their layout, never their results):
+                // the address hash and the port, mixed, instead of hashing 18 bytes again.
+                k.src_ip_port_h = mix_port(k.src_h, r.src_port);
+                k.dst_ip_port_h = mix_port(k.dst_h, r.dst_port);
             }
             if g.cardinality || g.conversations {
                 let (lo, hi) = if k.src_ip_port <= k.dst_ip_port {
@@ -981,6 +1067,14 @@ impl Keys {
         }
         k
     }
+}
+
+/// A well-mixed hash of (address, port) from the address's hash: one folded multiply.
+#[inline]
+fn mix_port(ip_h: u64, port: u16) -> u64 {
+    let x = ip_h ^ u64::from(port).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let m = u128::from(x) * u128::from(0xD6E8_FEB8_6659_FD93u64);
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 /// Counts one flow record of `device`.
@@ -1011,36 +1105,45 @@ fn on_record(
         r.packets.saturating_mul(scale),
     ];
     let keys = Keys::of(r, g);
-    // Touch every sketch this record updates first, so their cache misses overlap.
-    let mut warm = 0;
-    for (dir, on, idx) in [
+    let sides = [
         (IN, filters.dir_in, r.in_if),
         (OUT, filters.dir_out, r.out_if),
-    ] {
-        if on && let Some(i) = d.interfaces.get(&idx) {
+    ];
+    // Each side's interface, looked up once.
+    let mut slot = [None; 2];
+    for (dir, on, idx) in sides {
+        if on && let Some(s) = slot.get_mut(dir) {
+            *s = d.slot(idx);
+        }
+    }
+    // Touch every sketch this record updates first, so their cache misses overlap.
+    let mut warm = 0;
+    for (dir, s) in slot.iter().enumerate() {
+        if let Some((_, i)) = s.and_then(|s| d.interfaces.get(s)) {
             warm ^= i.warm(dir, &keys);
         }
     }
     std::hint::black_box(warm);
     let mut refused = 0;
-    for (dir, on, idx) in [
-        (IN, filters.dir_in, r.in_if),
-        (OUT, filters.dir_out, r.out_if),
-    ] {
+    for (dir, on, idx) in sides {
         if !on {
             continue;
         }
         if g.top_interfaces {
             d.top_interfaces[dir].insert(&idx, hash_u64(u64::from(idx)), weights);
         }
-        let full = d.interfaces.len() >= limits.max_interfaces;
-        let iface = match d.interfaces.get_mut(&idx) {
-            Some(i) => i,
-            None if full => {
+        // A side whose interface was new may find it created by the other side (same
+        // ifIndex in and out).
+        let pos = match slot.get(dir).copied().flatten().or_else(|| d.slot(idx)) {
+            Some(p) => p,
+            None if d.interfaces.len() >= limits.max_interfaces => {
                 refused += 1;
                 continue;
             }
-            None => d.interfaces.entry(idx).or_default(),
+            None => d.add_interface(idx, Box::default()),
+        };
+        let Some((_, iface)) = d.interfaces.get_mut(pos) else {
+            continue;
         };
         // Cardinalities once per interface: a record whose input and output interface are
         // the same touches it once.

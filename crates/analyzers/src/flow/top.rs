@@ -103,7 +103,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// Adds counted weight without touching the totals (shared by insert and merge).
     #[inline]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
-        let found = self.find(key, hash);
+        let (found, vacant) = self.probe(key, hash);
         if let Some(i) = found
             && let Some(e) = self.entries.get_mut(i)
             && (e.count[0] != 0 || w[0] == 0)
@@ -120,8 +120,9 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             && (w[1] == 0 || self.len[1] < self.capacity)
         {
             // A new key and room in every measure it has weight in (with many distinct
-            // keys, the usual case): a fresh entry, no purge to consider.
-            self.track_new(key, hash, w);
+            // keys, the usual case): a fresh entry in the table word where the lookup
+            // ended, no purge to consider.
+            self.track_new(key, hash, w, vacant);
             return;
         }
         self.add_new(key, hash, w, found);
@@ -130,8 +131,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     /// A fresh entry for `key` with counts `w`, where every measure `w` has weight in has
     /// room for it.
     #[inline]
-    fn track_new(&mut self, key: &K, hash: u32, w: [u64; 2]) {
-        let i = self.alloc(key, hash);
+    fn track_new(&mut self, key: &K, hash: u32, w: [u64; 2], vacant: usize) {
+        let i = self.alloc_at(key, hash, vacant);
         if let Some(e) = self.entries.get_mut(i) {
             e.count = w;
         }
@@ -161,11 +162,14 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             // Afterwards no measure is full: the full ones keep fewer than `keep` keys.
             self.purge();
             // The purge may have freed the key's entry or moved it in the table.
-            idx = self.find(key, hash);
+            idx = self.probe(key, hash).0;
         }
         let i = match idx {
             Some(i) => i,
-            None => self.alloc(key, hash),
+            None => {
+                let vacant = self.probe(key, hash).1;
+                self.alloc_at(key, hash, vacant)
+            }
         };
         if let Some(e) = self.entries.get_mut(i) {
             for (m, (c, &wm)) in e.count.iter_mut().zip(&w).enumerate() {
@@ -201,28 +205,31 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         u64::from(t) ^ c ^ f
     }
 
-    /// Index of the entry holding `key`.
+    /// Index of the entry holding `key`, and the table position where the lookup ended:
+    /// the empty word a new entry for `key` takes when it is not found.
     #[inline]
-    fn find(&self, key: &K, hash: u32) -> Option<usize> {
+    fn probe(&self, key: &K, hash: u32) -> (Option<usize>, usize) {
         let mask = self.table.len().wrapping_sub(1);
         let tag = hash >> 16;
         let mut pos = hash as usize & mask;
         // The table is at most half full, so an empty word ends every probe; the bound only
         // guards against a logic error.
         for _ in 0..self.table.len() {
-            let t = *self.table.get(pos)?;
+            let Some(&t) = self.table.get(pos) else {
+                break;
+            };
             if t == 0 {
-                return None;
+                return (None, pos);
             }
             if t >> 16 == tag {
                 let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
                 if self.entries.get(i).is_some_and(|e| e.key == *key) {
-                    return Some(i);
+                    return (Some(i), pos);
                 }
             }
             pos = (pos + 1) & mask;
         }
-        None
+        (None, usize::MAX)
     }
 
     /// Puts entry `i` (hash `hash`) in the table.
@@ -241,9 +248,10 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         }
     }
 
-    /// A fresh entry (tracked nowhere yet) for `key`, placed in the table.
+    /// A fresh entry (tracked nowhere yet) for `key`, put in table word `vacant`: the empty
+    /// word where a lookup of `key` in the current table ended.
     #[inline]
-    fn alloc(&mut self, key: &K, hash: u32) -> usize {
+    fn alloc_at(&mut self, key: &K, hash: u32, vacant: usize) -> usize {
         let e = Entry {
             key: *key,
             hash,
@@ -261,7 +269,12 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
                 self.entries.len() - 1
             }
         };
-        Self::place(&mut self.table, hash, i);
+        match self.table.get_mut(vacant) {
+            // i < 2 · MAX_CAPACITY < 2^16: the index fits beside the tag.
+            Some(t) if *t == 0 => *t = (hash >> 16) << 16 | (i as u32 + 1),
+            // Only a logic error leaves no vacant word: place it the long way.
+            _ => Self::place(&mut self.table, hash, i),
+        }
         i
     }
 
@@ -334,11 +347,19 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             .filter(|e| e.count[m] != 0)
             .map(|e| (e.key, e.count[m]))
             .collect();
-        rows.sort_unstable_by(|a, b| match b.1.cmp(&a.1) {
+        // Estimate descending, then key ascending: a total order (keys are distinct), so
+        // selecting the first `n` and sorting only them gives the full sort's first `n`.
+        let order = |a: &(K, u64), b: &(K, u64)| match b.1.cmp(&a.1) {
             Ordering::Equal => a.0.cmp(&b.0),
             o => o,
-        });
-        rows.truncate(n);
+        };
+        if n == 0 {
+            rows.clear();
+        } else if n < rows.len() {
+            rows.select_nth_unstable_by(n - 1, order);
+            rows.truncate(n);
+        }
+        rows.sort_unstable_by(order);
         let off = self.offset[m];
         for r in &mut rows {
             r.1 = r.1.saturating_add(off);
@@ -525,6 +546,25 @@ mod tests {
             for m in 0..2 {
                 prop_assert_eq!(d.top(m, usize::MAX), model.top(m));
                 prop_assert_eq!(d.max_error(m), model.offset[m]);
+            }
+        }
+
+        /// A short list is the first rows of the full list (the partial selection agrees
+        /// with the full sort, ties broken by key).
+        #[test]
+        fn short_top_is_a_prefix_of_the_full_list(
+            s in any_stream(),
+            cap in 1usize..40,
+            n in 0usize..24,
+        ) {
+            let mut d: DualTop<u16> = DualTop::with_capacity(cap);
+            for &(k, wb, wp) in &s {
+                d.insert(&k, h(k), [wb, wp]);
+            }
+            for m in 0..2 {
+                let full = d.top(m, usize::MAX);
+                let short = d.top(m, n);
+                prop_assert_eq!(&short[..], &full[..n.min(full.len())]);
             }
         }
 
