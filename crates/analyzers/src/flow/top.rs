@@ -101,7 +101,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     }
 
     /// Adds counted weight without touching the totals (shared by insert and merge).
-    #[inline]
+    #[inline(always)]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
         let (found, vacant) = self.probe(key, hash);
         if let Some(i) = found
@@ -130,7 +130,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// A fresh entry for `key` with counts `w`, where every measure `w` has weight in has
     /// room for it.
-    #[inline]
+    #[inline(always)]
     fn track_new(&mut self, key: &K, hash: u32, w: [u64; 2], vacant: usize) {
         let i = self.alloc_at(key, hash, vacant);
         if let Some(e) = self.entries.get_mut(i) {
@@ -207,7 +207,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// Index of the entry holding `key`, and the table position where the lookup ended:
     /// the empty word a new entry for `key` takes when it is not found.
-    #[inline]
+    #[inline(always)]
     fn probe(&self, key: &K, hash: u32) -> (Option<usize>, usize) {
         let mask = self.table.len().wrapping_sub(1);
         let tag = hash >> 16;
@@ -250,7 +250,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// A fresh entry (tracked nowhere yet) for `key`, put in table word `vacant`: the empty
     /// word where a lookup of `key` in the current table ended.
-    #[inline]
+    #[inline(always)]
     fn alloc_at(&mut self, key: &K, hash: u32, vacant: usize) -> usize {
         let e = Entry {
             key: *key,
