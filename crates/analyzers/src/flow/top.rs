@@ -33,8 +33,10 @@
 //! table of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, so
 //! probes are short and a tag match almost always is the key: one table word and one entry
 //! per lookup. A purge rebuilds the table in the pass that subtracts (no tombstones). Nothing is
-//! allocated after the first insertion: at most `2 · capacity` entries exist.
+//! allocated after the first insertion (but the thread's purge scratch the first time a
+//! larger capacity purges): at most `2 · capacity` entries exist.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 
 /// Largest capacity per measure: entry indices (plus one) fit in the table word's 16 bits.
@@ -66,7 +68,14 @@ pub struct DualTop<K> {
     len: [usize; 2],
     offset: [u64; 2],
     total: [u64; 2],
-    scratch: Vec<u64>,
+}
+
+thread_local! {
+    /// The purge's selection space, shared by every summary of a thread: a purge is
+    /// rare and needs `2 · capacity` counts for a moment; one buffer that stays in cache
+    /// serves them all, instead of one per summary (8 KiB at capacity 512) that is cold
+    /// whenever it is used.
+    static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<K: Copy + Eq + Ord> DualTop<K> {
@@ -84,7 +93,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             len: [0; 2],
             offset: [0; 2],
             total: [0; 2],
-            scratch: Vec::new(),
         }
     }
 
@@ -149,8 +157,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             self.table = vec![0; (4 * cap).next_power_of_two()];
             self.entries.reserve_exact(2 * cap);
             self.free.reserve_exact(2 * cap);
-            // Both measures' tracked counts, side by side: at most `capacity` each.
-            self.scratch = vec![0; 2 * cap];
         }
         // `found` is the caller's lookup of the same key in the same state.
         let mut idx = found;
@@ -280,9 +286,18 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// The `keep`-th largest count of each measure (what a purge subtracts from it), or 0
     /// for a measure that tracks fewer than `keep` keys (nothing to subtract).
-    fn kth_largest(&mut self) -> [u64; 2] {
-        let half = self.scratch.len() / 2;
-        let (a, b) = self.scratch.split_at_mut(half);
+    fn kth_largest(&self) -> [u64; 2] {
+        SCRATCH.with_borrow_mut(|scratch| self.kth_largest_in(scratch))
+    }
+
+    /// [`Self::kth_largest`] with `scratch` as selection space (grown to `2 · capacity`).
+    fn kth_largest_in(&self, scratch: &mut Vec<u64>) -> [u64; 2] {
+        // Both measures' tracked counts, side by side: at most `capacity` each.
+        let half = self.capacity;
+        if scratch.len() < 2 * half {
+            scratch.resize(2 * half, 0);
+        }
+        let (a, b) = scratch.split_at_mut(half);
         // One pass gathers both measures' tracked counts: every count is written, the
         // cursor only moves past those that are not 0 (no branch to mispredict). A measure
         // tracks at most `capacity` keys, so its half holds them all; a write past the half
