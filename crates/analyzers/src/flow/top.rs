@@ -297,7 +297,9 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         if scratch.len() < 2 * half {
             scratch.resize(2 * half, 0);
         }
-        let (a, b) = scratch.split_at_mut(half);
+        let (a, rest) = scratch.split_at_mut(half);
+        // Exactly `capacity` each, whatever larger summary grew the buffer before.
+        let b = rest.get_mut(..half).unwrap_or_default();
         // One pass gathers both measures' tracked counts: every count is written, the
         // cursor only moves past those that are not 0 (no branch to mispredict). A measure
         // tracks at most `capacity` keys, so its half holds them all; a write past the half
