@@ -742,14 +742,20 @@ impl Pipeline {
             // A handler finished with the connection (its bit set in the flow entry) is not
             // offered its segments again: they would only refresh its table entry. SYN and RST
             // still reach it (a new connection on the same ports, or the end of this one).
+            // The flow entry also keeps where the first two handlers hold the connection in
+            // their own tables (`flow::stream::Hint`), so they need not look it up again.
             let skippable = pkt.tcp_flags & (TCP_SYN | TCP_RST) == 0;
-            let done_before = match flow_slot {
-                Some((at, slot)) => match handler_at(&mut self.policies, at) {
-                    Some(HandlerKind::Flows(f)) => f.l7_done_mut(slot).map_or(0, |b| *b),
-                    _ => 0,
+            let (done_before, hints_before) = match flow_slot {
+                Some((at, fs)) => match handler_at(&mut self.policies, at) {
+                    Some(HandlerKind::Flows(f)) => f
+                        .l7_state_mut(fs.slot)
+                        .map_or((0, [0; 2]), |(d, h)| (*d, *h)),
+                    _ => (0, [0; 2]),
                 },
-                None => 0,
+                None => (0, [0; 2]),
             };
+            let src_is_a = flow_slot.map(|(_, fs)| fs.src_is_a);
+            let mut hints = hints_before;
             let mut done = 0u8;
             for (k, &at) in self.direct.streams.iter().enumerate() {
                 // Handlers past the eighth have no bit and are always offered the segment.
@@ -761,8 +767,13 @@ impl Pipeline {
                     done |= bit;
                     continue;
                 }
+                // Handlers past the second have no hint and look the connection up.
+                let hint = match (hints.get_mut(k), src_is_a) {
+                    (Some(slot), Some(src_is_a)) => Some(flow::stream::Hint { slot, src_is_a }),
+                    _ => None,
+                };
                 let finished = match handler_at(&mut self.policies, at) {
-                    Some(HandlerKind::Tls(t)) => t.on_segment(
+                    Some(HandlerKind::Tls(t)) => t.on_segment_hinted(
                         src,
                         pkt.src_port,
                         dst,
@@ -772,8 +783,9 @@ impl Pipeline {
                         pkt.tcp_flags,
                         pkt.payload,
                         ts_ns,
+                        hint,
                     ),
-                    Some(HandlerKind::Http(t)) => t.on_segment(
+                    Some(HandlerKind::Http(t)) => t.on_segment_hinted(
                         src,
                         pkt.src_port,
                         dst,
@@ -783,6 +795,7 @@ impl Pipeline {
                         pkt.tcp_flags,
                         pkt.payload,
                         ts_ns,
+                        hint,
                     ),
                     _ => false,
                 };
@@ -790,12 +803,13 @@ impl Pipeline {
                     done |= bit;
                 }
             }
-            if done != done_before
-                && let Some((at, slot)) = flow_slot
+            if (done != done_before || hints != hints_before)
+                && let Some((at, fs)) = flow_slot
                 && let Some(HandlerKind::Flows(f)) = handler_at(&mut self.policies, at)
-                && let Some(b) = f.l7_done_mut(slot)
+                && let Some((d, h)) = f.l7_state_mut(fs.slot)
             {
-                *b = done;
+                *d = done;
+                *h = hints;
             }
         }
 
@@ -1385,8 +1399,8 @@ mod tests {
             return None;
         };
         // Looking the flow up again counts it once more; only the bits matter here.
-        let slot = f.on_packet(&pkt, frame.len() as u32, 1_500)?;
-        f.l7_done_mut(slot).copied()
+        let at = f.on_packet(&pkt, frame.len() as u32, 1_500)?;
+        f.l7_done_mut(at.slot).copied()
     }
 
     fn http_requests(p: &Pipeline) -> u64 {
@@ -1459,10 +1473,10 @@ mod tests {
             panic!("flows handler first");
         };
         let pkt = wire::packet::decode(wire::capture::LinkType::Ethernet, &more).expect("decodes");
-        let slot = f
+        let at = f
             .on_packet(&pkt, more.len() as u32, 1_400)
             .expect("tracked");
-        assert_eq!(f.l7_done_mut(slot).copied(), Some(0));
+        assert_eq!(f.l7_done_mut(at.slot).copied(), Some(0));
         assert_eq!(f.table().stats().evicted, 2);
         feed(&mut p, std::slice::from_ref(&more));
         assert_eq!(done_bits(&mut p, &more), Some(0b11));

@@ -387,6 +387,9 @@ pub struct Conn {
     /// active-timeout restart (e.g. which stream consumers are finished with the connection, so
     /// that its later packets need not be looked up again in their tables).
     pub l7_done: u8,
+    /// Caller-defined words, cleared and kept as `l7_done` is (e.g. where stream consumers
+    /// keep their own entry for the connection: [`crate::stream::Hint`]).
+    pub l7_hint: [u64; 2],
     /// Whether endpoint `a` of the key is the initiator.
     init_is_a: bool,
     /// When the flow last moved to the recent end of the table.
@@ -455,6 +458,9 @@ pub struct Seen {
     pub from_initiator: bool,
     /// This packet created the flow.
     pub new: bool,
+    /// The sender is the key's smaller endpoint (address bits, then port): the ordering
+    /// [`crate::stream::Hint::src_is_a`] asks for.
+    pub src_is_a: bool,
     /// Ordinal of this payload packet in its direction (1 = first), 0 without payload.
     pub payload_ordinal: u64,
 }
@@ -590,6 +596,7 @@ impl ConnTable {
             slot,
             from_initiator,
             new,
+            src_is_a,
             payload_ordinal,
         })
     }

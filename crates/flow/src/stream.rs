@@ -152,7 +152,16 @@ pub struct CapHits {
 impl StreamStats {
     /// The cap hits since `earlier`, or `None` when there were none. Only cap hits are
     /// compared: `segments` changes on every call, so comparing whole stats never skips.
+    #[inline]
     pub fn cap_hits_since(&self, earlier: &StreamStats) -> Option<CapHits> {
+        // One test on the common path (no cap hit), no branch per counter.
+        let changed = (self.evicted_cap ^ earlier.evicted_cap)
+            | (self.gaps ^ earlier.gaps)
+            | (self.head_full ^ earlier.head_full)
+            | (self.budget_refusals ^ earlier.budget_refusals);
+        if changed == 0 {
+            return None;
+        }
         let hits = CapHits {
             evicted_cap: self.evicted_cap - earlier.evicted_cap,
             gaps: self.gaps - earlier.gaps,
@@ -214,6 +223,9 @@ struct Half {
 
 struct Conn<U> {
     initiator_is_a: bool,
+    /// Which insertion into the table this entry is (never 0 while the entry is live; 0 once it
+    /// is freed): what a [`Hint`] is checked against.
+    generation: u32,
     halves: [Half; 2],
     last_ns: u64,
     user: U,
@@ -223,6 +235,7 @@ impl<U: Default> Default for Conn<U> {
     fn default() -> Self {
         Self {
             initiator_is_a: true,
+            generation: 0,
             halves: [Half::default(), Half::default()],
             last_ns: 0,
             user: U::default(),
@@ -312,6 +325,22 @@ pub struct StreamHeads<U> {
     cfg: StreamConfig,
     stats: StreamStats,
     pool: Pool,
+    /// Generation of the last entry inserted.
+    generation: u32,
+}
+
+/// Where a caller that already tracks the connection (a flow table entry) remembers this
+/// reassembler's entry for it, so that later segments skip building the key and the table
+/// lookup: `slot` is opaque (0 = nothing known) and is kept up to date by
+/// [`StreamHeads::segment_hinted`]; `src_is_a` says whether the segment's sender is the
+/// smaller endpoint (address bits, then port), as the caller's own key ordering tells.
+///
+/// A stored value names one insertion of one entry (slot and generation): once that entry is
+/// freed, or its slot reused, it no longer matches and the segment is looked up as usual.
+#[derive(Debug)]
+pub struct Hint<'a> {
+    pub slot: &'a mut u64,
+    pub src_is_a: bool,
 }
 
 impl<U: Default> Default for StreamHeads<U> {
@@ -334,6 +363,7 @@ impl<U: Default> StreamHeads<U> {
                 spare: Vec::new(),
                 spare_pieces: Vec::new(),
             },
+            generation: 0,
         }
     }
 
@@ -377,60 +407,106 @@ impl<U: Default> StreamHeads<U> {
         now_ns: u64,
         on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
     ) -> bool {
+        self.segment_hinted(
+            src, sport, dst, dport, vlan, seq, tcp_flags, payload, now_ns, None, on_head,
+        )
+    }
+
+    /// [`StreamHeads::segment`] with the caller's [`Hint`] of where the connection's entry is:
+    /// the same effects, without the key and the lookup when the hint still holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment_hinted(
+        &mut self,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        vlan: u16,
+        seq: u32,
+        tcp_flags: u8,
+        payload: &[u8],
+        now_ns: u64,
+        mut hint: Option<Hint<'_>>,
+        on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
+    ) -> bool {
         self.stats.segments += 1;
         self.expire_some(now_ns, EXPIRE_PER_SEGMENT, on_head);
-        let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
-        let src_is_a = (sa, sport) <= (da, dport);
-        let key = if src_is_a {
-            Key {
-                a: sa,
-                b: da,
-                a_port: sport,
-                b_port: dport,
-                vlan,
-            }
-        } else {
-            Key {
-                a: da,
-                b: sa,
-                a_port: dport,
-                b_port: sport,
-                vlan,
-            }
-        };
         let syn = tcp_flags & flags::SYN != 0;
         let rst = tcp_flags & flags::RST != 0;
         let fin = tcp_flags & flags::FIN != 0;
-        let side = usize::from(!src_is_a);
-
-        let idx = match self.table.find(&key) {
-            Some(idx) => {
+        // The hinted entry, when it is still the same insertion (a freed entry has generation 0).
+        let hinted = hint.as_ref().and_then(|h| {
+            let (idx, generation) = (*h.slot as u32, (*h.slot >> 32) as u32);
+            let live = generation != 0
+                && self
+                    .table
+                    .value(idx)
+                    .is_some_and(|c| c.generation == generation);
+            live.then_some((idx, h.src_is_a))
+        });
+        let (idx, src_is_a) = match hinted {
+            Some((idx, src_is_a)) => {
                 if rst {
                     self.free(idx, now_ns, on_head);
                     return false;
                 }
                 self.table.touch(idx);
-                idx
+                (idx, src_is_a)
             }
             None => {
-                // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of unknown
-                // connections are not worth a table entry.
-                if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
-                    return false;
+                let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
+                let src_is_a = (sa, sport) <= (da, dport);
+                let key = if src_is_a {
+                    Key {
+                        a: sa,
+                        b: da,
+                        a_port: sport,
+                        b_port: dport,
+                        vlan,
+                    }
+                } else {
+                    Key {
+                        a: da,
+                        b: sa,
+                        a_port: dport,
+                        b_port: sport,
+                        vlan,
+                    }
+                };
+                match self.table.find(&key) {
+                    Some(idx) => {
+                        if rst {
+                            self.free(idx, now_ns, on_head);
+                            return false;
+                        }
+                        self.table.touch(idx);
+                        (idx, src_is_a)
+                    }
+                    None => {
+                        // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of
+                        // unknown connections are not worth a table entry.
+                        if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
+                            return false;
+                        }
+                        while self.table.len() >= self.cfg.max_connections {
+                            let Some(lru) = self.table.tail() else { break };
+                            self.free(lru, now_ns, on_head);
+                            self.stats.evicted_cap += 1;
+                        }
+                        let idx = self.table.insert(key);
+                        self.stats.connections += 1;
+                        self.generation = self.generation.wrapping_add(1).max(1);
+                        let generation = self.generation;
+                        if let Some(c) = self.table.value_mut(idx) {
+                            reset(c, src_is_a, syn, tcp_flags & flags::ACK != 0, sport, dport);
+                            c.generation = generation;
+                        }
+                        (idx, src_is_a)
+                    }
                 }
-                while self.table.len() >= self.cfg.max_connections {
-                    let Some(lru) = self.table.tail() else { break };
-                    self.free(lru, now_ns, on_head);
-                    self.stats.evicted_cap += 1;
-                }
-                let idx = self.table.insert(key);
-                self.stats.connections += 1;
-                if let Some(c) = self.table.value_mut(idx) {
-                    reset(c, src_is_a, syn, tcp_flags & flags::ACK != 0, sport, dport);
-                }
-                idx
             }
         };
+        let side = usize::from(!src_is_a);
         let cfg = self.cfg;
         let Some(conn) = self.table.value_mut(idx) else {
             return false;
@@ -498,7 +574,12 @@ impl<U: Default> StreamHeads<U> {
                 on_head,
             );
         }
-        conn.halves.iter().all(|h| h.state == State::Done)
+        let finished = conn.halves.iter().all(|h| h.state == State::Done);
+        let generation = conn.generation;
+        if let Some(h) = hint.as_mut() {
+            *h.slot = u64::from(generation) << 32 | u64::from(idx);
+        }
+        finished
     }
 
     /// Forgets connections idle longer than the timeout at `now_ns`, telling the consumer of
@@ -530,6 +611,7 @@ impl<U: Default> StreamHeads<U> {
     /// Removes a connection, cutting the directions the consumer still waited for.
     fn free(&mut self, idx: u32, now_ns: u64, on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict) {
         if let Some(c) = self.table.value_mut(idx) {
+            c.generation = 0;
             let initiator_is_a = c.initiator_is_a;
             for (i, h) in c.halves.iter_mut().enumerate() {
                 if h.state == State::Open {

@@ -210,6 +210,15 @@ impl Bucket for FlowsBucket {
     }
 }
 
+/// Where a packet's flow sits in the connection table, as [`Flows::on_packet`] found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSlot {
+    /// The table slot (valid until the next packet).
+    pub slot: u32,
+    /// The packet's sender is the flow key's smaller endpoint ([`flow::stream::Hint`]).
+    pub src_is_a: bool,
+}
+
 /// The `flows` handler of one worker.
 pub struct Flows {
     pub window_config: WindowConfig,
@@ -270,8 +279,8 @@ impl Flows {
     }
 
     /// Accounts one packet (IP with TCP or UDP; others are ignored) of `frame_len` bytes.
-    /// Returns the slot of its flow (see [`Flows::l7_done_mut`]), valid until the next call.
-    pub fn on_packet(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64) -> Option<u32> {
+    /// Returns where its flow is (see [`Flows::l7_state_mut`]), valid until the next call.
+    pub fn on_packet(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64) -> Option<FlowSlot> {
         if !matches!(pkt.l3, L3::Ipv4 | L3::Ipv6) {
             return None;
         }
@@ -332,13 +341,24 @@ impl Flows {
             }
         }
         self.account_stats();
-        seen.map(|s| s.slot)
+        seen.map(|s| FlowSlot {
+            slot: s.slot,
+            src_is_a: s.src_is_a,
+        })
     }
 
     /// The caller-defined bits of the flow in `slot` ([`flow::conn::Conn::l7_done`]): which
     /// stream handlers are finished with it. Cleared when a new flow takes the slot.
     pub fn l7_done_mut(&mut self, slot: u32) -> Option<&mut u8> {
         self.table.conn_mut(slot).map(|c| &mut c.l7_done)
+    }
+
+    /// The flow's `l7_done` bits and its stream consumers' entry hints
+    /// ([`flow::conn::Conn::l7_hint`]).
+    pub fn l7_state_mut(&mut self, slot: u32) -> Option<(&mut u8, &mut [u64; 2])> {
+        self.table
+            .conn_mut(slot)
+            .map(|c| (&mut c.l7_done, &mut c.l7_hint))
     }
 
     /// Ends every flow still open (end of input).
