@@ -150,6 +150,16 @@ pub struct CapHits {
 }
 
 impl StreamStats {
+    /// The sum of the cap-hit counters: they only grow, so it changes exactly when one of
+    /// them does (one comparison per segment for a caller that moves cap hits elsewhere).
+    #[inline]
+    pub fn cap_hits_total(&self) -> u64 {
+        self.evicted_cap
+            .wrapping_add(self.gaps)
+            .wrapping_add(self.head_full)
+            .wrapping_add(self.budget_refusals)
+    }
+
     /// The cap hits since `earlier`, or `None` when there were none. Only cap hits are
     /// compared: `segments` changes on every call, so comparing whole stats never skips.
     #[inline]

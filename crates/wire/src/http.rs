@@ -311,6 +311,52 @@ fn name_end(b: &[u8]) -> usize {
     at + token_end(b.get(at..).unwrap_or_default())
 }
 
+/// Up to eight bytes of a lower-case token as a little-endian word, and the case bit of each
+/// of its letters (so that `byte | bit` folds only letters, as `eq_ignore_ascii_case` does).
+const fn lower_word(t: &[u8]) -> (u64, u64) {
+    let (mut word, mut case) = (0u64, 0u64);
+    let mut i = 0;
+    while i < t.len() && i < 8 {
+        word |= (t[i] as u64) << (8 * i);
+        if t[i].is_ascii_lowercase() {
+            case |= 0x20 << (8 * i);
+        }
+        i += 1;
+    }
+    (word, case)
+}
+
+/// `v` (up to eight bytes) as a little-endian word, zero-padded.
+#[inline(always)]
+fn small_word(v: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    if let Some(dst) = buf.get_mut(..v.len()) {
+        dst.copy_from_slice(v);
+    }
+    u64::from_le_bytes(buf)
+}
+
+/// `v.eq_ignore_ascii_case(b"keep-alive")`, in two word comparisons (the usual Connection
+/// value of every keep-alive response).
+#[inline]
+fn is_keep_alive(v: &[u8]) -> bool {
+    const HEAD: (u64, u64) = lower_word(b"keep-ali");
+    const TAIL: (u64, u64) = lower_word(b"ve");
+    match v.split_first_chunk::<8>() {
+        Some((head, tail)) if tail.len() == 2 => {
+            u64::from_le_bytes(*head) | HEAD.1 == HEAD.0 && small_word(tail) | TAIL.1 == TAIL.0
+        }
+        _ => false,
+    }
+}
+
+/// `v.eq_ignore_ascii_case(b"close")`, in one word comparison.
+#[inline]
+fn is_close(v: &[u8]) -> bool {
+    const CLOSE: (u64, u64) = lower_word(b"close");
+    v.len() == 5 && small_word(v) | CLOSE.1 == CLOSE.0
+}
+
 /// Header fields after the start line: fills framing (and, when `FIELDS`, Host and
 /// User-Agent), returns the head length or `None` when the blank line has not arrived yet.
 ///
@@ -377,8 +423,8 @@ fn headers<'a, const FIELDS: bool>(
                 let value = raw();
                 // The usual values are single tokens: compared whole before any list walk.
                 match value.len() {
-                    10 if value.eq_ignore_ascii_case(b"keep-alive") => {}
-                    5 if value.eq_ignore_ascii_case(b"close") => f.close = true,
+                    10 if is_keep_alive(value) => {}
+                    5 if is_close(value) => f.close = true,
                     _ => {
                         f.close |= lists(value, b"close");
                         f.upgrade |= lists(value, b"upgrade");

@@ -149,6 +149,8 @@ pub struct Tls {
     scratch: Vec<u8>,
     /// Reassembler counters already reported.
     reported: StreamStats,
+    /// `reported.cap_hits_total()`.
+    reported_total: u64,
 }
 
 impl Tls {
@@ -196,6 +198,7 @@ impl Tls {
             heads: StreamHeads::new(sc),
             scratch: vec![0; sc.head_bytes],
             reported: StreamStats::default(),
+            reported_total: 0,
         })
     }
 
@@ -264,7 +267,10 @@ impl Tls {
 
     /// Moves the reassembler's new cap hits into the live bucket.
     fn report_stats(&mut self) {
-        // Compared in place: the counters are copied only when a cap was hit.
+        // One sum compared per segment: the counters are copied only when a cap was hit.
+        if self.heads.stats().cap_hits_total() == self.reported_total {
+            return;
+        }
         let Some(hits) = self.heads.stats().cap_hits_since(&self.reported) else {
             return;
         };
@@ -275,6 +281,7 @@ impl Tls {
         b.reassembly_head_full += hits.head_full;
         b.reassembly_budget_refusals += hits.budget_refusals;
         self.reported = now;
+        self.reported_total = now.cap_hits_total();
     }
 
     /// Connections tracked and bytes buffered by this handler's reassembler.
