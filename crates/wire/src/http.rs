@@ -186,20 +186,17 @@ fn version_minor(v: &[u8]) -> Option<u8> {
     }
 }
 
+/// `v` without leading and trailing spaces and tabs. Values usually carry one leading space
+/// (`Host: a`): slice patterns strip it without iterator set-up.
 fn trim(v: &[u8]) -> &[u8] {
-    let blank = |c: Option<&u8>| matches!(c, Some(b' ' | b'\t'));
-    if !blank(v.first()) && !blank(v.last()) {
-        return v;
+    let mut s = v;
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
     }
-    let s = v
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let e = v
-        .iter()
-        .rposition(|c| !matches!(c, b' ' | b'\t'))
-        .map_or(s, |e| e + 1);
-    v.get(s..e).unwrap_or_default()
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
@@ -372,16 +369,19 @@ fn headers<'a, const FIELDS: bool>(
     let mut rest = b.get(at..).unwrap_or_default();
     // A plain range: an inclusive one carries an exhausted flag through the loop.
     for _ in 0..MAX_HEADERS + 1 {
-        // The blank line (CRLF or bare LF) ends the head.
-        match (rest.first(), rest.get(1)) {
-            (None, _) | (Some(b'\r'), None) => return Ok(None),
-            (Some(b'\n'), _) => return Ok(Some(at + 1)),
-            (Some(b'\r'), Some(b'\n')) => return Ok(Some(at + 2)),
-            _ => {}
-        }
         // The name: token bytes up to the colon. Anything else is a bad line once it is
         // complete (before that, more bytes are needed, as for any partial line).
         let colon = name_end(rest);
+        if colon == 0 {
+            // No name: the blank line (CRLF or bare LF) that ends the head, or a bad line.
+            // (`\r` and `\n` are not token bytes, so a line with a name is never blank.)
+            match (rest.first(), rest.get(1)) {
+                (None, _) | (Some(b'\r'), None) => return Ok(None),
+                (Some(b'\n'), _) => return Ok(Some(at + 1)),
+                (Some(b'\r'), Some(b'\n')) => return Ok(Some(at + 2)),
+                _ => {}
+            }
+        }
         let Some(&sep) = rest.get(colon) else {
             return Ok(None);
         };

@@ -658,14 +658,16 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     if let Some(c) = b.methods.get_mut(m) {
         *c += 1;
     }
+    // Methods, hosts and user agents mostly repeat the previous request's: their top lists
+    // check that first (paths vary, and take the plain insert).
     if g.top_methods {
-        b.top_methods.insert(capped(r.method, 32), 1);
+        b.top_methods.insert_repeating(capped(r.method, 32), 1);
     }
     // An empty Host field names nothing (tshark shows none either).
     if g.top_hosts
         && let Some(host) = r.host.filter(|h| !h.is_empty())
     {
-        b.top_hosts.insert(capped(host, MAX_NAME), 1);
+        b.top_hosts.insert_repeating(capped(host, MAX_NAME), 1);
     }
     if g.top_paths {
         b.top_paths.insert(capped(r.path(), MAX_PATH), 1);
@@ -673,7 +675,7 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     if g.top_user_agents
         && let Some(ua) = r.user_agent.filter(|u| !u.is_empty())
     {
-        b.top_user_agents.insert(capped(ua, MAX_NAME), 1);
+        b.top_user_agents.insert_repeating(capped(ua, MAX_NAME), 1);
     }
     let queued = user.push(Pending {
         ts_ns,

@@ -542,3 +542,25 @@ proptest::proptest! {
         proptest::prop_assert_eq!(is_close(&v), v.eq_ignore_ascii_case(b"close"));
     }
 }
+
+/// The trim of an earlier version: first and last non-blank positions.
+fn oracle_trim(v: &[u8]) -> &[u8] {
+    let blank = |c: &u8| matches!(c, b' ' | b'\t');
+    let s = v.iter().position(|c| !blank(c)).unwrap_or(v.len());
+    let e = v.iter().rposition(|c| !blank(c)).map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn trim_strips_blanks_at_both_ends(
+        v in proptest::collection::vec(
+            proptest::prop_oneof![Just(b' '), Just(b'\t'), Just(b'a'), Just(b'\r'), Just(0u8)],
+            0..12,
+        ),
+    ) {
+        proptest::prop_assert_eq!(trim(&v), oracle_trim(&v));
+    }
+}
