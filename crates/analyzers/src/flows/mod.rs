@@ -210,6 +210,25 @@ impl Bucket for FlowsBucket {
     }
 }
 
+/// Runs the signatures on one of a flow's first payload packets and labels the flow.
+///
+/// Out of line: most packets are past their flow's first few and never come here, and inlined
+/// the signatures' set-up would be hoisted onto every packet's path.
+#[inline(never)]
+fn detect_app(c: &mut flow::conn::Conn, payload: &[u8], ctx: &Context) {
+    let found = app::detect(payload, ctx);
+    if c.app_detail == Confidence::Dpi as u8 {
+        // STUN opens WebRTC-style flows (RFC 7983): a DTLS handshake that follows names the
+        // flow, as nDPI does.
+        if found == Some(App::Dtls) {
+            c.app = App::Dtls as u16;
+        }
+    } else if let Some(a) = found {
+        c.app = a as u16;
+        c.app_detail = Confidence::Dpi as u8;
+    }
+}
+
 /// Where a packet's flow sits in the connection table, as [`Flows::on_packet`] found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowSlot {
@@ -328,17 +347,7 @@ impl Flows {
                 initiator_port: ip,
                 responder_port: rp,
             };
-            let found = app::detect(pkt.payload, &ctx);
-            if c.app_detail == Confidence::Dpi as u8 {
-                // STUN opens WebRTC-style flows (RFC 7983): a DTLS handshake that follows
-                // names the flow, as nDPI does.
-                if found == Some(App::Dtls) {
-                    c.app = App::Dtls as u16;
-                }
-            } else if let Some(a) = found {
-                c.app = a as u16;
-                c.app_detail = Confidence::Dpi as u8;
-            }
+            detect_app(c, pkt.payload, &ctx);
         }
         self.account_stats();
         seen.map(|s| FlowSlot {
