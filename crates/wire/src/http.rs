@@ -145,8 +145,11 @@ fn lf_bytes(w: u64) -> u64 {
 #[inline(always)]
 fn find_lf(b: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
-    while let Some(w) = word_at(b, at) {
-        let m = lf_bytes(w);
+    // Whole words from `from` on: `chunks_exact` walks them without a bounds check each.
+    for w in b.get(from..).unwrap_or_default().chunks_exact(8) {
+        let m = w
+            .first_chunk::<8>()
+            .map_or(0, |w| lf_bytes(u64::from_le_bytes(*w)));
         if m != 0 {
             return Some(at + (m.trailing_zeros() / 8) as usize);
         }

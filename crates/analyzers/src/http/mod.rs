@@ -643,6 +643,9 @@ fn parse_failed(e: HttpError, side: &Side, b: &mut HttpBucket) -> Step {
     Step::Stop
 }
 
+// Requests and responses out of line: a call reads one direction, and inlined, the set-up of
+// both would run for each.
+#[inline(never)]
 fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g: Groups) -> Step {
     let r = match parse_request(rest) {
         Ok(Some(r)) => r,
@@ -689,6 +692,7 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     framed(r.head_len, r.body(), rest.len(), &mut user.req, sizes)
 }
 
+#[inline(never)]
 fn response(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g: Groups) -> Step {
     let r = match parse_response(rest) {
         Ok(Some(r)) => r,
