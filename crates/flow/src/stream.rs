@@ -337,6 +337,10 @@ pub struct StreamHeads<U> {
     pool: Pool,
     /// Generation of the last entry inserted.
     generation: u32,
+    /// Packet time before which the least recently used connection cannot be idle, as the
+    /// last idle check found it (0 = unknown): most segments skip the check with one
+    /// comparison. Reset whenever that connection may change (touched, freed, or an insert).
+    quiet_until: u64,
 }
 
 /// Where a caller that already tracks the connection (a flow table entry) remembers this
@@ -374,6 +378,7 @@ impl<U: Default> StreamHeads<U> {
                 spare_pieces: Vec::new(),
             },
             generation: 0,
+            quiet_until: 0,
         }
     }
 
@@ -460,7 +465,7 @@ impl<U: Default> StreamHeads<U> {
                     self.free(idx, now_ns, on_head);
                     return false;
                 }
-                self.table.touch(idx);
+                self.touch(idx);
                 (idx, src_is_a)
             }
             None => {
@@ -489,7 +494,7 @@ impl<U: Default> StreamHeads<U> {
                             self.free(idx, now_ns, on_head);
                             return false;
                         }
-                        self.table.touch(idx);
+                        self.touch(idx);
                         (idx, src_is_a)
                     }
                     None => {
@@ -503,6 +508,7 @@ impl<U: Default> StreamHeads<U> {
                             self.free(lru, now_ns, on_head);
                             self.stats.evicted_cap += 1;
                         }
+                        self.quiet_until = 0;
                         let idx = self.table.insert(key);
                         self.stats.connections += 1;
                         self.generation = self.generation.wrapping_add(1).max(1);
@@ -604,13 +610,19 @@ impl<U: Default> StreamHeads<U> {
         limit: usize,
         on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
     ) {
+        if now_ns < self.quiet_until {
+            return;
+        }
         for _ in 0..limit {
             let Some(lru) = self.table.tail() else { break };
-            let idle = self
-                .table
-                .value(lru)
-                .is_some_and(|c| now_ns.saturating_sub(c.last_ns) > self.cfg.idle_timeout_ns);
-            if !idle {
+            let Some(last_ns) = self.table.value(lru).map(|c| c.last_ns) else {
+                break;
+            };
+            if now_ns.saturating_sub(last_ns) <= self.cfg.idle_timeout_ns {
+                // Not idle before then, unless it changes (which resets this).
+                self.quiet_until = last_ns
+                    .saturating_add(self.cfg.idle_timeout_ns)
+                    .saturating_add(1);
                 break;
             }
             self.free(lru, now_ns, on_head);
@@ -618,8 +630,17 @@ impl<U: Default> StreamHeads<U> {
         }
     }
 
+    /// Moves a connection to the recent end of the table.
+    fn touch(&mut self, idx: u32) {
+        if self.table.tail() == Some(idx) {
+            self.quiet_until = 0;
+        }
+        self.table.touch(idx);
+    }
+
     /// Removes a connection, cutting the directions the consumer still waited for.
     fn free(&mut self, idx: u32, now_ns: u64, on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict) {
+        self.quiet_until = 0;
         if let Some(c) = self.table.value_mut(idx) {
             c.generation = 0;
             let initiator_is_a = c.initiator_is_a;
