@@ -354,6 +354,9 @@ pub struct Pipeline {
     pub policies: Vec<PolicyPlan>,
     pub(crate) host: HostSpec,
     extra_dns_ports: Vec<u16>,
+    /// The DNS ports (pktvisor's four and the configured ones) as a bit per port: every packet
+    /// asks for both of its ports.
+    dns_ports: DnsPorts,
     tcp: TcpDnsReassembler,
     needs_dns: bool,
     needs_dhcp: bool,
@@ -371,6 +374,41 @@ pub struct Pipeline {
     /// fresh `NameBuf` per packet would zero a kilobyte every time.
     pub(crate) name: Box<NameBuf>,
     tcp_name: Box<NameBuf>,
+}
+
+/// A set of ports as one bit per port (8 KiB): [`crate::event::is_dns_port`] in one load.
+struct DnsPorts(Box<[u64; 1024]>);
+
+impl DnsPorts {
+    /// pktvisor's DNS ports and `extra`.
+    fn new(extra: &[u16]) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for p in crate::event::DNS_PORTS.iter().chain(extra) {
+            if let Some(w) = bits.get_mut(usize::from(*p >> 6)) {
+                *w |= 1 << (p & 63);
+            }
+        }
+        Self(bits)
+    }
+
+    #[inline]
+    fn contains(&self, port: u16) -> bool {
+        self.0
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w >> (port & 63) & 1 != 0)
+    }
+
+    /// [`crate::event::dns_metric_port`] of these ports.
+    #[inline]
+    fn metric_port(&self, src_port: u16, dst_port: u16) -> Option<u16> {
+        if self.contains(dst_port) {
+            Some(src_port)
+        } else if self.contains(src_port) {
+            Some(dst_port)
+        } else {
+            None
+        }
+    }
 }
 
 /// Positions of the handlers `Pipeline::process` feeds directly (see [`Pipeline::direct`]).
@@ -525,6 +563,7 @@ impl Pipeline {
             direct,
             policies,
             host,
+            dns_ports: DnsPorts::new(&extra_dns_ports),
             extra_dns_ports,
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
@@ -639,7 +678,7 @@ impl Pipeline {
             && pkt.fragment.is_none()
             && l4 != L4Kind::Other
         {
-            dns_metric_port(pkt.src_port, pkt.dst_port, &self.extra_dns_ports)
+            self.dns_ports.metric_port(pkt.src_port, pkt.dst_port)
         } else {
             None
         };
@@ -734,7 +773,7 @@ impl Pipeline {
             && l4 == L4Kind::Tcp
             && mode != Mode::PacketOnly
             && pkt.fragment.is_none()
-            && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
+            && !self.dns_ports.contains(pkt.src_port.min(pkt.dst_port))
             // A bare ACK (no payload, SYN, FIN or RST) would only refresh the connection's
             // entries: no stream handler is offered it.
             && (!pkt.payload.is_empty() || pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0)
@@ -1390,6 +1429,27 @@ mod tests {
             &limits,
             Geo::default(),
         )
+    }
+
+    proptest::proptest! {
+        /// The port bits answer as the port list does.
+        #[test]
+        fn dns_port_bits_match_the_list(
+            extra in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..4),
+            probes in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..16),
+        ) {
+            let bits = DnsPorts::new(&extra);
+            let near = [0u16, 52, 53, 54, 5353, 5355, 53000, 65535];
+            for &p in probes.iter().chain(&extra).chain(&near) {
+                proptest::prop_assert_eq!(bits.contains(p), crate::event::is_dns_port(p, &extra));
+                for &q in near.iter().chain(&probes) {
+                    proptest::prop_assert_eq!(
+                        bits.metric_port(p, q),
+                        dns_metric_port(p, q, &extra)
+                    );
+                }
+            }
+        }
     }
 
     /// The stream-handler bits of the flow of the last packet fed, as the flows handler holds them.
