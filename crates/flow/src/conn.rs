@@ -85,7 +85,7 @@ pub struct ConnConfig {
 impl Default for ConnConfig {
     fn default() -> Self {
         Self {
-            // 2^17: about 30 MB per table; a worker sees its share of the flows.
+            // 2^17: about 35 MB per table; a worker sees its share of the flows.
             max_flows: 131_072,
             // NetFlow's customary inactive and active timeouts (Cisco: 15 s / 30 min; we use
             // a longer idle timeout so quiet TCP sessions are not split).
