@@ -133,6 +133,9 @@ pub struct StreamStats {
     pub head_full: u64,
     /// Directions cut because the byte budget was exhausted.
     pub budget_refusals: u64,
+    /// Every cap hit above (`evicted_cap + gaps + head_full + budget_refusals`), counted with
+    /// them: one field tells a caller whether any of them moved.
+    pub cap_hits: u64,
 }
 
 /// Cap hits of a [`StreamHeads`] since an earlier reading of its [`StreamStats`]: what a handler
@@ -150,16 +153,6 @@ pub struct CapHits {
 }
 
 impl StreamStats {
-    /// The sum of the cap-hit counters: they only grow, so it changes exactly when one of
-    /// them does (one comparison per segment for a caller that moves cap hits elsewhere).
-    #[inline]
-    pub fn cap_hits_total(&self) -> u64 {
-        self.evicted_cap
-            .wrapping_add(self.gaps)
-            .wrapping_add(self.head_full)
-            .wrapping_add(self.budget_refusals)
-    }
-
     /// The cap hits since `earlier`, or `None` when there were none. Only cap hits are
     /// compared: `segments` changes on every call, so comparing whole stats never skips.
     #[inline]
@@ -507,6 +500,7 @@ impl<U: Default> StreamHeads<U> {
                             let Some(lru) = self.table.tail() else { break };
                             self.free(lru, now_ns, on_head);
                             self.stats.evicted_cap += 1;
+                            self.stats.cap_hits += 1;
                         }
                         self.quiet_until = 0;
                         let idx = self.table.insert(key);
@@ -805,6 +799,7 @@ fn feed<U>(
                 h.need = rest.len() + 1;
                 if !pool.grow(h, rest.len(), cfg) {
                     stats.budget_refusals += 1;
+                    stats.cap_hits += 1;
                     h.filled = 0;
                     let _ = on_head(Head {
                         bytes: rest,
@@ -824,6 +819,7 @@ fn feed<U>(
             Verdict::NeedMore(n) => {
                 if end >= head {
                     stats.head_full += 1;
+                    stats.cap_hits += 1;
                     let _ = on_head(Head {
                         bytes: data,
                         dir,
@@ -838,6 +834,7 @@ fn feed<U>(
                 h.need = n.max(end + 1);
                 if !pool.grow(h, end, cfg) {
                     stats.budget_refusals += 1;
+                    stats.cap_hits += 1;
                     h.filled = 0;
                     let _ = on_head(Head {
                         bytes: data,
@@ -863,6 +860,7 @@ fn feed<U>(
         pool.pieces_room(h);
         if !pieces_add(h, start as u32, end as u32, cfg.max_out_of_order) {
             stats.gaps += 1;
+            stats.cap_hits += 1;
             cut(h, user, pool, dir, ts_ns, Cut::Gap, on_head);
             return;
         }
@@ -870,6 +868,7 @@ fn feed<U>(
     }
     if !pool.grow(h, end, cfg) {
         stats.budget_refusals += 1;
+        stats.cap_hits += 1;
         cut(h, user, pool, dir, ts_ns, Cut::Budget, on_head);
         return;
     }
@@ -923,6 +922,7 @@ fn feed<U>(
     }
     if h.filled >= head {
         stats.head_full += 1;
+        stats.cap_hits += 1;
         cut(h, user, pool, dir, ts_ns, Cut::HeadFull, on_head);
     }
 }
@@ -1061,6 +1061,11 @@ pub fn fuzz_stream(data: &[u8]) {
         );
         assert!(r.buffered_bytes() <= 256);
         assert!(r.connections() <= 4);
+        let s = r.stats();
+        assert_eq!(
+            s.cap_hits,
+            s.evicted_cap + s.gaps + s.head_full + s.budget_refusals
+        );
     }
     r.expire(u64::MAX, &mut |_| Verdict::Done);
     assert_eq!(r.connections(), 0);

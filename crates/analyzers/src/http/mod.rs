@@ -220,8 +220,6 @@ pub struct Http {
     g: Groups,
     heads: StreamHeads<ConnState>,
     reported: StreamStats,
-    /// `reported.cap_hits_total()`.
-    reported_total: u64,
 }
 
 impl Http {
@@ -272,7 +270,6 @@ impl Http {
             g,
             heads: StreamHeads::new(sc),
             reported: StreamStats::default(),
-            reported_total: 0,
         })
     }
 
@@ -341,8 +338,8 @@ impl Http {
 
     /// Moves the reassembler's new cap hits into the live bucket.
     fn report_stats(&mut self) {
-        // One sum compared per segment: the counters are copied only when a cap was hit.
-        if self.heads.stats().cap_hits_total() == self.reported_total {
+        // One counter compared per segment: the counters are copied only when a cap was hit.
+        if self.heads.stats().cap_hits == self.reported.cap_hits {
             return;
         }
         let Some(hits) = self.heads.stats().cap_hits_since(&self.reported) else {
@@ -355,7 +352,6 @@ impl Http {
         b.reassembly_head_full += hits.head_full;
         b.reassembly_budget_refusals += hits.budget_refusals;
         self.reported = now;
-        self.reported_total = now.cap_hits_total();
     }
 
     /// Connections tracked and bytes buffered by this handler's reassembler.
