@@ -321,7 +321,8 @@ impl NetV1 {
     }
 
     /// Processes one packet; returns whether it passed the filters (for chained handlers).
-    #[inline]
+    // Every packet comes here: inlined, the call's register saves and restores go.
+    #[inline(always)]
     pub fn on_packet(&mut self, ev: &PacketEvent, geo: &mut Geo) -> bool {
         let g = self.groups;
         let filtered = self.filters.filters(ev, geo);

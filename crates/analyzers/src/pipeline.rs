@@ -354,6 +354,9 @@ pub struct Pipeline {
     pub policies: Vec<PolicyPlan>,
     pub(crate) host: HostSpec,
     extra_dns_ports: Vec<u16>,
+    /// The DNS ports (pktvisor's four and the configured ones) as a bit per port: every packet
+    /// asks for both of its ports.
+    dns_ports: DnsPorts,
     tcp: TcpDnsReassembler,
     needs_dns: bool,
     needs_dhcp: bool,
@@ -371,6 +374,41 @@ pub struct Pipeline {
     /// fresh `NameBuf` per packet would zero a kilobyte every time.
     pub(crate) name: Box<NameBuf>,
     tcp_name: Box<NameBuf>,
+}
+
+/// A set of ports as one bit per port (8 KiB): [`crate::event::is_dns_port`] in one load.
+struct DnsPorts(Box<[u64; 1024]>);
+
+impl DnsPorts {
+    /// pktvisor's DNS ports and `extra`.
+    fn new(extra: &[u16]) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for p in crate::event::DNS_PORTS.iter().chain(extra) {
+            if let Some(w) = bits.get_mut(usize::from(*p >> 6)) {
+                *w |= 1 << (p & 63);
+            }
+        }
+        Self(bits)
+    }
+
+    #[inline]
+    fn contains(&self, port: u16) -> bool {
+        self.0
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w >> (port & 63) & 1 != 0)
+    }
+
+    /// [`crate::event::dns_metric_port`] of these ports.
+    #[inline]
+    fn metric_port(&self, src_port: u16, dst_port: u16) -> Option<u16> {
+        if self.contains(dst_port) {
+            Some(src_port)
+        } else if self.contains(src_port) {
+            Some(dst_port)
+        } else {
+            None
+        }
+    }
 }
 
 /// Positions of the handlers `Pipeline::process` feeds directly (see [`Pipeline::direct`]).
@@ -525,6 +563,7 @@ impl Pipeline {
             direct,
             policies,
             host,
+            dns_ports: DnsPorts::new(&extra_dns_ports),
             extra_dns_ports,
             tcp: TcpDnsReassembler::new(limits.tcp),
             needs_dns,
@@ -639,7 +678,7 @@ impl Pipeline {
             && pkt.fragment.is_none()
             && l4 != L4Kind::Other
         {
-            dns_metric_port(pkt.src_port, pkt.dst_port, &self.extra_dns_ports)
+            self.dns_ports.metric_port(pkt.src_port, pkt.dst_port)
         } else {
             None
         };
@@ -734,7 +773,7 @@ impl Pipeline {
             && l4 == L4Kind::Tcp
             && mode != Mode::PacketOnly
             && pkt.fragment.is_none()
-            && !crate::event::is_dns_port(pkt.src_port.min(pkt.dst_port), &self.extra_dns_ports)
+            && !self.dns_ports.contains(pkt.src_port.min(pkt.dst_port))
             // A bare ACK (no payload, SYN, FIN or RST) would only refresh the connection's
             // entries: no stream handler is offered it.
             && (!pkt.payload.is_empty() || pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0)
@@ -742,14 +781,20 @@ impl Pipeline {
             // A handler finished with the connection (its bit set in the flow entry) is not
             // offered its segments again: they would only refresh its table entry. SYN and RST
             // still reach it (a new connection on the same ports, or the end of this one).
+            // The flow entry also keeps where the first two handlers hold the connection in
+            // their own tables (`flow::stream::Hint`), so they need not look it up again.
             let skippable = pkt.tcp_flags & (TCP_SYN | TCP_RST) == 0;
-            let done_before = match flow_slot {
-                Some((at, slot)) => match handler_at(&mut self.policies, at) {
-                    Some(HandlerKind::Flows(f)) => f.l7_done_mut(slot).map_or(0, |b| *b),
-                    _ => 0,
+            let (done_before, hints_before) = match flow_slot {
+                Some((at, fs)) => match handler_at(&mut self.policies, at) {
+                    Some(HandlerKind::Flows(f)) => f
+                        .l7_state_mut(fs.slot)
+                        .map_or((0, [0; 2]), |(d, h)| (*d, *h)),
+                    _ => (0, [0; 2]),
                 },
-                None => 0,
+                None => (0, [0; 2]),
             };
+            let src_is_a = flow_slot.map(|(_, fs)| fs.src_is_a);
+            let mut hints = hints_before;
             let mut done = 0u8;
             for (k, &at) in self.direct.streams.iter().enumerate() {
                 // Handlers past the eighth have no bit and are always offered the segment.
@@ -761,8 +806,13 @@ impl Pipeline {
                     done |= bit;
                     continue;
                 }
+                // Handlers past the second have no hint and look the connection up.
+                let hint = match (hints.get_mut(k), src_is_a) {
+                    (Some(slot), Some(src_is_a)) => Some(flow::stream::Hint { slot, src_is_a }),
+                    _ => None,
+                };
                 let finished = match handler_at(&mut self.policies, at) {
-                    Some(HandlerKind::Tls(t)) => t.on_segment(
+                    Some(HandlerKind::Tls(t)) => t.on_segment_hinted(
                         src,
                         pkt.src_port,
                         dst,
@@ -772,8 +822,9 @@ impl Pipeline {
                         pkt.tcp_flags,
                         pkt.payload,
                         ts_ns,
+                        hint,
                     ),
-                    Some(HandlerKind::Http(t)) => t.on_segment(
+                    Some(HandlerKind::Http(t)) => t.on_segment_hinted(
                         src,
                         pkt.src_port,
                         dst,
@@ -783,6 +834,7 @@ impl Pipeline {
                         pkt.tcp_flags,
                         pkt.payload,
                         ts_ns,
+                        hint,
                     ),
                     _ => false,
                 };
@@ -790,12 +842,13 @@ impl Pipeline {
                     done |= bit;
                 }
             }
-            if done != done_before
-                && let Some((at, slot)) = flow_slot
+            if (done != done_before || hints != hints_before)
+                && let Some((at, fs)) = flow_slot
                 && let Some(HandlerKind::Flows(f)) = handler_at(&mut self.policies, at)
-                && let Some(b) = f.l7_done_mut(slot)
+                && let Some((d, h)) = f.l7_state_mut(fs.slot)
             {
-                *b = done;
+                *d = done;
+                *h = hints;
             }
         }
 
@@ -1378,6 +1431,27 @@ mod tests {
         )
     }
 
+    proptest::proptest! {
+        /// The port bits answer as the port list does.
+        #[test]
+        fn dns_port_bits_match_the_list(
+            extra in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..4),
+            probes in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..16),
+        ) {
+            let bits = DnsPorts::new(&extra);
+            let near = [0u16, 52, 53, 54, 5353, 5355, 53000, 65535];
+            for &p in probes.iter().chain(&extra).chain(&near) {
+                proptest::prop_assert_eq!(bits.contains(p), crate::event::is_dns_port(p, &extra));
+                for &q in near.iter().chain(&probes) {
+                    proptest::prop_assert_eq!(
+                        bits.metric_port(p, q),
+                        dns_metric_port(p, q, &extra)
+                    );
+                }
+            }
+        }
+    }
+
     /// The stream-handler bits of the flow of the last packet fed, as the flows handler holds them.
     fn done_bits(p: &mut Pipeline, frame: &[u8]) -> Option<u8> {
         let pkt = wire::packet::decode(wire::capture::LinkType::Ethernet, frame).expect("decodes");
@@ -1385,8 +1459,8 @@ mod tests {
             return None;
         };
         // Looking the flow up again counts it once more; only the bits matter here.
-        let slot = f.on_packet(&pkt, frame.len() as u32, 1_500)?;
-        f.l7_done_mut(slot).copied()
+        let at = f.on_packet(&pkt, frame.len() as u32, 1_500)?;
+        f.l7_done_mut(at.slot).copied()
     }
 
     fn http_requests(p: &Pipeline) -> u64 {
@@ -1459,10 +1533,10 @@ mod tests {
             panic!("flows handler first");
         };
         let pkt = wire::packet::decode(wire::capture::LinkType::Ethernet, &more).expect("decodes");
-        let slot = f
+        let at = f
             .on_packet(&pkt, more.len() as u32, 1_400)
             .expect("tracked");
-        assert_eq!(f.l7_done_mut(slot).copied(), Some(0));
+        assert_eq!(f.l7_done_mut(at.slot).copied(), Some(0));
         assert_eq!(f.table().stats().evicted, 2);
         feed(&mut p, std::slice::from_ref(&more));
         assert_eq!(done_bits(&mut p, &more), Some(0b11));

@@ -20,6 +20,11 @@ impl TopNames {
     pub fn insert(&mut self, name: &[u8], weight: u64) {
         self.0.insert(name, weight);
     }
+    /// [`TopN::insert_repeating`]: for names that often repeat the previous one.
+    #[inline]
+    pub fn insert_repeating(&mut self, name: &[u8], weight: u64) {
+        self.0.insert_repeating(name, weight);
+    }
     pub fn merge(&mut self, other: &Self) {
         self.0.merge(&other.0);
     }

@@ -25,79 +25,97 @@ impl Period {
 }
 
 /// The most recent buckets of one handler, newest first, each tagged with its period sequence.
+///
+/// The live bucket is a field of its own, so [`Window::live`] — called by every handler on
+/// every event — is a plain field access, not a ring-buffer lookup.
 #[derive(Clone)]
 pub struct Window<B> {
-    buckets: VecDeque<(u32, B)>,
+    live_seq: u32,
+    live: B,
+    /// Buckets before the live one, newest first (at most `capacity - 1`).
+    older: VecDeque<(u32, B)>,
     capacity: usize,
 }
 
 impl<B: Bucket> Window<B> {
     pub fn new(capacity: usize) -> Self {
-        let mut buckets = VecDeque::with_capacity(capacity.max(1) + 1);
-        buckets.push_front((0, B::default()));
+        let capacity = capacity.max(1);
         Self {
-            buckets,
-            capacity: capacity.max(1),
+            live_seq: 0,
+            live: B::default(),
+            older: VecDeque::with_capacity(capacity),
+            capacity,
         }
     }
 
     /// The live bucket.
     #[inline]
     pub fn live(&mut self) -> &mut B {
-        // Invariant: the deque always holds at least the live bucket.
-        &mut self
-            .buckets
-            .front_mut()
-            .expect("window always has a live bucket")
-            .1
+        &mut self.live
     }
 
     pub fn live_seq(&self) -> u32 {
-        self.buckets.front().map_or(0, |(s, _)| *s)
+        self.live_seq
     }
 
     /// Starts period `seq` if it is newer than the live one; returns true if it rotated.
     pub fn rotate_to(&mut self, seq: u32) -> bool {
-        if seq <= self.live_seq() {
+        if seq <= self.live_seq {
             return false;
         }
-        self.buckets.push_front((seq, B::default()));
-        while self.buckets.len() > self.capacity {
-            self.buckets.pop_back();
+        let done = std::mem::take(&mut self.live);
+        self.older.push_front((self.live_seq, done));
+        self.live_seq = seq;
+        while self.older.len() + 1 > self.capacity {
+            self.older.pop_back();
         }
         true
     }
 
     /// The bucket of period `seq`, if still kept.
     pub fn get(&self, seq: u32) -> Option<&B> {
-        self.buckets.iter().find(|(s, _)| *s == seq).map(|(_, b)| b)
+        if seq == self.live_seq {
+            return Some(&self.live);
+        }
+        self.older.iter().find(|(s, _)| *s == seq).map(|(_, b)| b)
     }
 
     /// The bucket just before the live one, if any (pktvisor's "bucket 1").
     pub fn previous(&self) -> Option<&B> {
-        self.buckets.get(1).map(|(_, b)| b)
+        self.older.front().map(|(_, b)| b)
     }
 
     /// Merges another worker's window into this one, period by period.
     pub fn merge(&mut self, other: &Self) {
-        for (seq, b) in other.buckets.iter() {
-            if let Some((_, mine)) = self.buckets.iter_mut().find(|(s, _)| s == seq) {
+        // All buckets newest first, the live one included; the newest stays live.
+        let mut all: Vec<(u32, B)> = Vec::with_capacity(self.older.len() + 1);
+        all.push((self.live_seq, std::mem::take(&mut self.live)));
+        all.extend(self.older.drain(..));
+        for (seq, b) in other.iter() {
+            if let Some((_, mine)) = all.iter_mut().find(|(s, _)| *s == seq) {
                 mine.merge(b);
             } else {
-                self.buckets.push_back((*seq, b.clone()));
+                all.push((seq, b.clone()));
             }
         }
-        self.buckets
-            .make_contiguous()
-            .sort_by_key(|b| std::cmp::Reverse(b.0));
-        while self.buckets.len() > self.capacity {
-            self.buckets.pop_back();
+        all.sort_by_key(|b| std::cmp::Reverse(b.0));
+        all.truncate(self.capacity);
+        let mut it = all.into_iter();
+        if let Some((seq, b)) = it.next() {
+            self.live_seq = seq;
+            self.live = b;
         }
+        self.older.extend(it);
+    }
+
+    /// Every bucket kept with its sequence, newest first.
+    fn iter(&self) -> impl Iterator<Item = (u32, &B)> + '_ {
+        std::iter::once((self.live_seq, &self.live)).chain(self.older.iter().map(|(s, b)| (*s, b)))
     }
 
     /// Sequence numbers kept, newest first.
     pub fn seqs(&self) -> impl Iterator<Item = u32> + '_ {
-        self.buckets.iter().map(|(s, _)| *s)
+        self.iter().map(|(s, _)| s)
     }
 }
 
@@ -130,6 +148,89 @@ mod tests {
         assert_eq!(a.get(2), Some(&Sum(10)));
         assert_eq!(a.get(1), Some(&Sum(2)));
         assert_eq!(a.get(0), None);
+    }
+
+    /// The ring as a plain deque, newest first: the oracle of the property test.
+    struct Oracle {
+        buckets: VecDeque<(u32, Sum)>,
+        capacity: usize,
+    }
+
+    impl Oracle {
+        fn new(capacity: usize) -> Self {
+            let mut buckets = VecDeque::new();
+            buckets.push_front((0, Sum::default()));
+            Self {
+                buckets,
+                capacity: capacity.max(1),
+            }
+        }
+        fn live(&mut self) -> &mut Sum {
+            &mut self.buckets.front_mut().unwrap().1
+        }
+        fn rotate_to(&mut self, seq: u32) -> bool {
+            if seq <= self.buckets.front().unwrap().0 {
+                return false;
+            }
+            self.buckets.push_front((seq, Sum::default()));
+            self.buckets.truncate(self.capacity);
+            true
+        }
+        fn merge(&mut self, other: &Self) {
+            for (seq, b) in other.buckets.iter() {
+                if let Some((_, mine)) = self.buckets.iter_mut().find(|(s, _)| s == seq) {
+                    mine.0 += b.0;
+                } else {
+                    self.buckets.push_back((*seq, b.clone()));
+                }
+            }
+            self.buckets
+                .make_contiguous()
+                .sort_by_key(|b| std::cmp::Reverse(b.0));
+            self.buckets.truncate(self.capacity);
+        }
+        fn contents(&self) -> Vec<(u32, u64)> {
+            self.buckets.iter().map(|(s, b)| (*s, b.0)).collect()
+        }
+    }
+
+    fn contents(w: &Window<Sum>) -> Vec<(u32, u64)> {
+        w.seqs().map(|s| (s, w.get(s).unwrap().0)).collect()
+    }
+
+    /// Rotations (by 0..3 periods, 0 = none) and additions, as one window and its oracle see them.
+    fn run(ops: &[(u8, u8)], capacity: usize) -> (Window<Sum>, Oracle) {
+        let (mut w, mut o) = (Window::<Sum>::new(capacity), Oracle::new(capacity));
+        let mut seq = 0u32;
+        for &(step, add) in ops {
+            seq += u32::from(step % 3);
+            assert_eq!(w.rotate_to(seq), o.rotate_to(seq));
+            w.live().0 += u64::from(add);
+            o.live().0 += u64::from(add);
+        }
+        (w, o)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn live_field_matches_a_plain_ring(
+            a in proptest::collection::vec((0u8..6, 0u8..10), 0..40),
+            b in proptest::collection::vec((0u8..6, 0u8..10), 0..40),
+            capacity in 0usize..6,
+        ) {
+            let (mut wa, mut oa) = run(&a, capacity);
+            let (wb, ob) = run(&b, capacity);
+            proptest::prop_assert_eq!(contents(&wa), oa.contents());
+            proptest::prop_assert_eq!(
+                wa.previous().map(|b| b.0),
+                oa.buckets.get(1).map(|b| b.1.0)
+            );
+            wa.merge(&wb);
+            oa.merge(&ob);
+            proptest::prop_assert_eq!(contents(&wa), oa.contents());
+            proptest::prop_assert_eq!(wa.live_seq(), oa.buckets[0].0);
+            proptest::prop_assert_eq!(wa.live().0, oa.live().0);
+        }
     }
 
     #[test]

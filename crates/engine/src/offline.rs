@@ -585,8 +585,9 @@ fn worker(pipeline: &mut Pipeline, rx: &Receiver<Msg>, free_tx: &Sender<Batch>) 
                     } else {
                         wire::packet::decode(r.link, bytes)
                     };
-                    match decoded {
-                        Ok(pkt) => pipeline.process(&pkt, r.orig_len, r.ts_ns, r.flow, r.mode),
+                    // By reference: moving the packet out of the result would copy it.
+                    match &decoded {
+                        Ok(pkt) => pipeline.process(pkt, r.orig_len, r.ts_ns, r.flow, r.mode),
                         Err(_) => pipeline.process_undecodable(r.orig_len, r.ts_ns),
                     }
                 }

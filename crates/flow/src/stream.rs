@@ -133,6 +133,9 @@ pub struct StreamStats {
     pub head_full: u64,
     /// Directions cut because the byte budget was exhausted.
     pub budget_refusals: u64,
+    /// Every cap hit above (`evicted_cap + gaps + head_full + budget_refusals`), counted with
+    /// them: one field tells a caller whether any of them moved.
+    pub cap_hits: u64,
 }
 
 /// Cap hits of a [`StreamHeads`] since an earlier reading of its [`StreamStats`]: what a handler
@@ -152,7 +155,16 @@ pub struct CapHits {
 impl StreamStats {
     /// The cap hits since `earlier`, or `None` when there were none. Only cap hits are
     /// compared: `segments` changes on every call, so comparing whole stats never skips.
+    #[inline]
     pub fn cap_hits_since(&self, earlier: &StreamStats) -> Option<CapHits> {
+        // One test on the common path (no cap hit), no branch per counter.
+        let changed = (self.evicted_cap ^ earlier.evicted_cap)
+            | (self.gaps ^ earlier.gaps)
+            | (self.head_full ^ earlier.head_full)
+            | (self.budget_refusals ^ earlier.budget_refusals);
+        if changed == 0 {
+            return None;
+        }
         let hits = CapHits {
             evicted_cap: self.evicted_cap - earlier.evicted_cap,
             gaps: self.gaps - earlier.gaps,
@@ -214,6 +226,9 @@ struct Half {
 
 struct Conn<U> {
     initiator_is_a: bool,
+    /// Which insertion into the table this entry is (never 0 while the entry is live; 0 once it
+    /// is freed): what a [`Hint`] is checked against.
+    generation: u32,
     halves: [Half; 2],
     last_ns: u64,
     user: U,
@@ -223,6 +238,7 @@ impl<U: Default> Default for Conn<U> {
     fn default() -> Self {
         Self {
             initiator_is_a: true,
+            generation: 0,
             halves: [Half::default(), Half::default()],
             last_ns: 0,
             user: U::default(),
@@ -312,6 +328,26 @@ pub struct StreamHeads<U> {
     cfg: StreamConfig,
     stats: StreamStats,
     pool: Pool,
+    /// Generation of the last entry inserted.
+    generation: u32,
+    /// Packet time before which the least recently used connection cannot be idle, as the
+    /// last idle check found it (0 = unknown): most segments skip the check with one
+    /// comparison. Reset whenever that connection may change (touched, freed, or an insert).
+    quiet_until: u64,
+}
+
+/// Where a caller that already tracks the connection (a flow table entry) remembers this
+/// reassembler's entry for it, so that later segments skip building the key and the table
+/// lookup: `slot` is opaque (0 = nothing known) and is kept up to date by
+/// [`StreamHeads::segment_hinted`]; `src_is_a` says whether the segment's sender is the
+/// smaller endpoint (address bits, then port), as the caller's own key ordering tells.
+///
+/// A stored value names one insertion of one entry (slot and generation): once that entry is
+/// freed, or its slot reused, it no longer matches and the segment is looked up as usual.
+#[derive(Debug)]
+pub struct Hint<'a> {
+    pub slot: &'a mut u64,
+    pub src_is_a: bool,
 }
 
 impl<U: Default> Default for StreamHeads<U> {
@@ -334,6 +370,8 @@ impl<U: Default> StreamHeads<U> {
                 spare: Vec::new(),
                 spare_pieces: Vec::new(),
             },
+            generation: 0,
+            quiet_until: 0,
         }
     }
 
@@ -377,60 +415,108 @@ impl<U: Default> StreamHeads<U> {
         now_ns: u64,
         on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
     ) -> bool {
+        self.segment_hinted(
+            src, sport, dst, dport, vlan, seq, tcp_flags, payload, now_ns, None, on_head,
+        )
+    }
+
+    /// [`StreamHeads::segment`] with the caller's [`Hint`] of where the connection's entry is:
+    /// the same effects, without the key and the lookup when the hint still holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment_hinted(
+        &mut self,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        vlan: u16,
+        seq: u32,
+        tcp_flags: u8,
+        payload: &[u8],
+        now_ns: u64,
+        mut hint: Option<Hint<'_>>,
+        on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
+    ) -> bool {
         self.stats.segments += 1;
         self.expire_some(now_ns, EXPIRE_PER_SEGMENT, on_head);
-        let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
-        let src_is_a = (sa, sport) <= (da, dport);
-        let key = if src_is_a {
-            Key {
-                a: sa,
-                b: da,
-                a_port: sport,
-                b_port: dport,
-                vlan,
-            }
-        } else {
-            Key {
-                a: da,
-                b: sa,
-                a_port: dport,
-                b_port: sport,
-                vlan,
-            }
-        };
         let syn = tcp_flags & flags::SYN != 0;
         let rst = tcp_flags & flags::RST != 0;
         let fin = tcp_flags & flags::FIN != 0;
-        let side = usize::from(!src_is_a);
-
-        let idx = match self.table.find(&key) {
-            Some(idx) => {
+        // The hinted entry, when it is still the same insertion (a freed entry has generation 0).
+        let hinted = hint.as_ref().and_then(|h| {
+            let (idx, generation) = (*h.slot as u32, (*h.slot >> 32) as u32);
+            let live = generation != 0
+                && self
+                    .table
+                    .value(idx)
+                    .is_some_and(|c| c.generation == generation);
+            live.then_some((idx, h.src_is_a))
+        });
+        let (idx, src_is_a) = match hinted {
+            Some((idx, src_is_a)) => {
                 if rst {
                     self.free(idx, now_ns, on_head);
                     return false;
                 }
-                self.table.touch(idx);
-                idx
+                self.touch(idx);
+                (idx, src_is_a)
             }
             None => {
-                // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of unknown
-                // connections are not worth a table entry.
-                if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
-                    return false;
+                let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
+                let src_is_a = (sa, sport) <= (da, dport);
+                let key = if src_is_a {
+                    Key {
+                        a: sa,
+                        b: da,
+                        a_port: sport,
+                        b_port: dport,
+                        vlan,
+                    }
+                } else {
+                    Key {
+                        a: da,
+                        b: sa,
+                        a_port: dport,
+                        b_port: sport,
+                        vlan,
+                    }
+                };
+                match self.table.find(&key) {
+                    Some(idx) => {
+                        if rst {
+                            self.free(idx, now_ns, on_head);
+                            return false;
+                        }
+                        self.touch(idx);
+                        (idx, src_is_a)
+                    }
+                    None => {
+                        // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of
+                        // unknown connections are not worth a table entry.
+                        if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
+                            return false;
+                        }
+                        while self.table.len() >= self.cfg.max_connections {
+                            let Some(lru) = self.table.tail() else { break };
+                            self.free(lru, now_ns, on_head);
+                            self.stats.evicted_cap += 1;
+                            self.stats.cap_hits += 1;
+                        }
+                        self.quiet_until = 0;
+                        let idx = self.table.insert(key);
+                        self.stats.connections += 1;
+                        self.generation = self.generation.wrapping_add(1).max(1);
+                        let generation = self.generation;
+                        if let Some(c) = self.table.value_mut(idx) {
+                            reset(c, src_is_a, syn, tcp_flags & flags::ACK != 0, sport, dport);
+                            c.generation = generation;
+                        }
+                        (idx, src_is_a)
+                    }
                 }
-                while self.table.len() >= self.cfg.max_connections {
-                    let Some(lru) = self.table.tail() else { break };
-                    self.free(lru, now_ns, on_head);
-                    self.stats.evicted_cap += 1;
-                }
-                let idx = self.table.insert(key);
-                self.stats.connections += 1;
-                if let Some(c) = self.table.value_mut(idx) {
-                    reset(c, src_is_a, syn, tcp_flags & flags::ACK != 0, sport, dport);
-                }
-                idx
             }
         };
+        let side = usize::from(!src_is_a);
         let cfg = self.cfg;
         let Some(conn) = self.table.value_mut(idx) else {
             return false;
@@ -498,7 +584,12 @@ impl<U: Default> StreamHeads<U> {
                 on_head,
             );
         }
-        conn.halves.iter().all(|h| h.state == State::Done)
+        let finished = conn.halves.iter().all(|h| h.state == State::Done);
+        let generation = conn.generation;
+        if let Some(h) = hint.as_mut() {
+            *h.slot = u64::from(generation) << 32 | u64::from(idx);
+        }
+        finished
     }
 
     /// Forgets connections idle longer than the timeout at `now_ns`, telling the consumer of
@@ -513,13 +604,19 @@ impl<U: Default> StreamHeads<U> {
         limit: usize,
         on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict,
     ) {
+        if now_ns < self.quiet_until {
+            return;
+        }
         for _ in 0..limit {
             let Some(lru) = self.table.tail() else { break };
-            let idle = self
-                .table
-                .value(lru)
-                .is_some_and(|c| now_ns.saturating_sub(c.last_ns) > self.cfg.idle_timeout_ns);
-            if !idle {
+            let Some(last_ns) = self.table.value(lru).map(|c| c.last_ns) else {
+                break;
+            };
+            if now_ns.saturating_sub(last_ns) <= self.cfg.idle_timeout_ns {
+                // Not idle before then, unless it changes (which resets this).
+                self.quiet_until = last_ns
+                    .saturating_add(self.cfg.idle_timeout_ns)
+                    .saturating_add(1);
                 break;
             }
             self.free(lru, now_ns, on_head);
@@ -527,9 +624,19 @@ impl<U: Default> StreamHeads<U> {
         }
     }
 
+    /// Moves a connection to the recent end of the table.
+    fn touch(&mut self, idx: u32) {
+        if self.table.tail() == Some(idx) {
+            self.quiet_until = 0;
+        }
+        self.table.touch(idx);
+    }
+
     /// Removes a connection, cutting the directions the consumer still waited for.
     fn free(&mut self, idx: u32, now_ns: u64, on_head: &mut dyn FnMut(Head<'_, U>) -> Verdict) {
+        self.quiet_until = 0;
         if let Some(c) = self.table.value_mut(idx) {
+            c.generation = 0;
             let initiator_is_a = c.initiator_is_a;
             for (i, h) in c.halves.iter_mut().enumerate() {
                 if h.state == State::Open {
@@ -692,6 +799,7 @@ fn feed<U>(
                 h.need = rest.len() + 1;
                 if !pool.grow(h, rest.len(), cfg) {
                     stats.budget_refusals += 1;
+                    stats.cap_hits += 1;
                     h.filled = 0;
                     let _ = on_head(Head {
                         bytes: rest,
@@ -711,6 +819,7 @@ fn feed<U>(
             Verdict::NeedMore(n) => {
                 if end >= head {
                     stats.head_full += 1;
+                    stats.cap_hits += 1;
                     let _ = on_head(Head {
                         bytes: data,
                         dir,
@@ -725,6 +834,7 @@ fn feed<U>(
                 h.need = n.max(end + 1);
                 if !pool.grow(h, end, cfg) {
                     stats.budget_refusals += 1;
+                    stats.cap_hits += 1;
                     h.filled = 0;
                     let _ = on_head(Head {
                         bytes: data,
@@ -750,6 +860,7 @@ fn feed<U>(
         pool.pieces_room(h);
         if !pieces_add(h, start as u32, end as u32, cfg.max_out_of_order) {
             stats.gaps += 1;
+            stats.cap_hits += 1;
             cut(h, user, pool, dir, ts_ns, Cut::Gap, on_head);
             return;
         }
@@ -757,6 +868,7 @@ fn feed<U>(
     }
     if !pool.grow(h, end, cfg) {
         stats.budget_refusals += 1;
+        stats.cap_hits += 1;
         cut(h, user, pool, dir, ts_ns, Cut::Budget, on_head);
         return;
     }
@@ -810,6 +922,7 @@ fn feed<U>(
     }
     if h.filled >= head {
         stats.head_full += 1;
+        stats.cap_hits += 1;
         cut(h, user, pool, dir, ts_ns, Cut::HeadFull, on_head);
     }
 }
@@ -948,6 +1061,11 @@ pub fn fuzz_stream(data: &[u8]) {
         );
         assert!(r.buffered_bytes() <= 256);
         assert!(r.connections() <= 4);
+        let s = r.stats();
+        assert_eq!(
+            s.cap_hits,
+            s.evicted_cap + s.gaps + s.head_full + s.budget_refusals
+        );
     }
     r.expire(u64::MAX, &mut |_| Verdict::Done);
     assert_eq!(r.connections(), 0);

@@ -139,8 +139,23 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
             .map(|w| u64::from_ne_bytes(*w))
     };
     let n = a.len();
-    if n < 8 || b.len() != n {
-        return a == b;
+    if b.len() != n {
+        return false;
+    }
+    if n < 8 {
+        // Short keys (HTTP methods, short labels) without a call to `memcmp`: two overlapping
+        // four-byte words, or the first, middle and last bytes, cover every byte.
+        let half = |s: &[u8], i: usize| {
+            s.get(i..)
+                .and_then(|r| r.first_chunk::<4>())
+                .map(|w| u32::from_ne_bytes(*w))
+        };
+        return if n >= 4 {
+            half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+        } else {
+            n == 0
+                || (a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last())
+        };
     }
     // Whole words from the front, then the last eight bytes (overlapping the previous word).
     let mut i = 0;
@@ -292,6 +307,9 @@ pub struct TopN<K: TopKey + ?Sized> {
     /// results are identical); purges, the only place slots are freed, clear it, so a hit
     /// is always a tracked slot. Allocated at the first insertion.
     cache: Vec<u32>,
+    /// The slot [`TopN::insert_repeating`] last counted into (`index + 1`, 0 = none): like a
+    /// cache entry, always a tracked slot (purges clear it).
+    last: u32,
 }
 
 impl<K: TopKey + ?Sized> Clone for TopN<K> {
@@ -307,6 +325,7 @@ impl<K: TopKey + ?Sized> Clone for TopN<K> {
             scratch: Vec::new(),
             hasher: self.hasher.clone(),
             cache: Vec::new(),
+            last: 0,
         }
     }
 }
@@ -350,6 +369,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
             scratch: Vec::new(),
             hasher: FixedState::with_seed(MAP_SEED),
             cache: Vec::new(),
+            last: 0,
         }
     }
 
@@ -364,9 +384,39 @@ impl<K: TopKey + ?Sized> TopN<K> {
         self.add_counted(key, hash, weight);
     }
 
-    /// Adds counted weight for `key` without touching the total (shared by insert and merge).
+    /// [`Self::insert`] for keys that often repeat the one inserted just before this way (the
+    /// Host or User-Agent of consecutive requests): the slot of that key is compared first,
+    /// and a repeat is counted without hashing. The result is exactly that of `insert`; a key
+    /// that does not repeat costs one extra comparison.
     #[inline]
-    fn add_counted(&mut self, key: &K, hash: u64, weight: u64) {
+    pub fn insert_repeating(&mut self, key: &K, weight: u64) {
+        if weight == 0 {
+            return;
+        }
+        if let Some(e) = self.slots.get_mut((self.last as usize).wrapping_sub(1))
+            && K::slot_eq(&e.key, key)
+        {
+            self.total = self.total.saturating_add(weight);
+            e.count = e.count.saturating_add(weight);
+            return;
+        }
+        self.insert_new_repeat(key, weight);
+    }
+
+    /// [`Self::insert_repeating`] when the key is not the previous one: out of line, so the
+    /// repeat stays small enough to inline.
+    #[inline(never)]
+    fn insert_new_repeat(&mut self, key: &K, weight: u64) {
+        self.total = self.total.saturating_add(weight);
+        let hash = self.hasher.hash_one(key);
+        let slot = self.add_counted(key, hash, weight);
+        self.last = slot.wrapping_add(1);
+    }
+
+    /// Adds counted weight for `key` without touching the total (shared by insert and merge);
+    /// returns the key's slot.
+    #[inline]
+    fn add_counted(&mut self, key: &K, hash: u64, weight: u64) -> u32 {
         let at = hash as usize & (CACHE_SLOTS - 1);
         if let Some(&c) = self.cache.get(at)
             && let Some(e) = self.slots.get_mut((c as usize).wrapping_sub(1))
@@ -374,15 +424,15 @@ impl<K: TopKey + ?Sized> TopN<K> {
             && K::slot_eq(&e.key, key)
         {
             e.count = e.count.saturating_add(weight);
-            return;
+            return c.wrapping_sub(1);
         }
-        self.add_uncached(key, hash, weight, at);
+        self.add_uncached(key, hash, weight, at)
     }
 
     /// [`Self::add_counted`] past the cache: the table lookup, or a new key. Out of line so
     /// that the cache hit stays small enough to inline.
     #[inline(never)]
-    fn add_uncached(&mut self, key: &K, hash: u64, weight: u64, at: usize) {
+    fn add_uncached(&mut self, key: &K, hash: u64, weight: u64, at: usize) -> u32 {
         if self.cache.is_empty() {
             self.cache = vec![0; CACHE_SLOTS];
         }
@@ -398,7 +448,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
             if let Some(c) = self.cache.get_mut(at) {
                 *c = i.wrapping_add(1);
             }
-            return;
+            return i;
         }
         if self.table.len() >= self.capacity {
             self.purge();
@@ -410,6 +460,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
         if let Some(c) = self.cache.get_mut(at) {
             *c = i.wrapping_add(1);
         }
+        i
     }
 
     /// Stores `key` in a free slot (reusing its storage) or a new one; returns its index.
@@ -450,6 +501,7 @@ impl<K: TopKey + ?Sized> TopN<K> {
         let d = *self.scratch.select_nth_unstable(mid).1;
         // Slots are freed below: forget every cached one.
         self.cache.fill(0);
+        self.last = 0;
         self.offset = self.offset.saturating_add(d);
         self.purges += 1;
         // Rebuild the table instead of erasing in place: erasures leave tombstones that
@@ -638,6 +690,28 @@ mod tests {
         assert_eq!(t.lower_bound(b"c"), 10);
         assert_eq!(t.len(), 2);
         assert_eq!(t.top(5), vec![(b"c".to_vec(), 20), (b"a".to_vec(), 13)]);
+    }
+
+    proptest! {
+        /// Word, half-word and byte comparisons agree with `==` at every length, for strings
+        /// that differ in one byte anywhere.
+        #[test]
+        fn same_bytes_is_slice_equality(
+            a in proptest::collection::vec(any::<u8>(), 0..24),
+            at in any::<proptest::sample::Index>(),
+            flip in 1u8..=255,
+            other_len in 0usize..24,
+        ) {
+            prop_assert!(same_bytes(&a, &a));
+            let mut b = a.clone();
+            if !b.is_empty() {
+                let i = at.index(b.len());
+                b[i] ^= flip;
+            }
+            prop_assert_eq!(same_bytes(&a, &b), a == b);
+            let c: Vec<u8> = a.iter().copied().cycle().take(other_len).collect();
+            prop_assert_eq!(same_bytes(&a, &c), a == c);
+        }
     }
 
     #[test]
@@ -891,6 +965,39 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Inserting through the repeat check (any mix with plain inserts and merges) builds
+        /// exactly the sketch plain inserts build.
+        #[test]
+        fn repeating_inserts_equal_plain_inserts(
+            stream in stream_strategy(),
+            how in proptest::collection::vec(any::<bool>(), 0..64),
+            other in stream_strategy(),
+            cap in 1usize..40,
+        ) {
+            let names = |k: u16| format!("k{}", k % 9).into_bytes();
+            let mut plain: TopN<[u8]> = TopN::with_capacity(cap);
+            let mut memo: TopN<[u8]> = TopN::with_capacity(cap);
+            let mut extra: TopN<[u8]> = TopN::with_capacity(cap);
+            for (k, w) in &other {
+                extra.insert(&names(*k), *w);
+            }
+            for (i, (k, w)) in stream.iter().enumerate() {
+                let key = names(*k);
+                plain.insert(&key, *w);
+                match how.get(i % how.len().max(1)) {
+                    Some(true) => memo.insert_repeating(&key, *w),
+                    _ => memo.insert(&key, *w),
+                }
+                if i == stream.len() / 2 {
+                    plain.merge(&extra);
+                    memo.merge(&extra);
+                }
+            }
+            prop_assert_eq!(&memo, &plain);
+            prop_assert_eq!(memo.top(usize::MAX), plain.top(usize::MAX));
+            prop_assert_eq!(memo.max_error(), plain.max_error());
+        }
 
         /// The table (slot cache, free-slot reuse, purge rebuild) tracks exactly what the plain
         /// scheme tracks, so no speed-up of the table can change an estimate.

@@ -145,8 +145,11 @@ fn lf_bytes(w: u64) -> u64 {
 #[inline(always)]
 fn find_lf(b: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
-    while let Some(w) = word_at(b, at) {
-        let m = lf_bytes(w);
+    // Whole words from `from` on: `chunks_exact` walks them without a bounds check each.
+    for w in b.get(from..).unwrap_or_default().chunks_exact(8) {
+        let m = w
+            .first_chunk::<8>()
+            .map_or(0, |w| lf_bytes(u64::from_le_bytes(*w)));
         if m != 0 {
             return Some(at + (m.trailing_zeros() / 8) as usize);
         }
@@ -186,20 +189,17 @@ fn version_minor(v: &[u8]) -> Option<u8> {
     }
 }
 
+/// `v` without leading and trailing spaces and tabs. Values usually carry one leading space
+/// (`Host: a`): slice patterns strip it without iterator set-up.
 fn trim(v: &[u8]) -> &[u8] {
-    let blank = |c: Option<&u8>| matches!(c, Some(b' ' | b'\t'));
-    if !blank(v.first()) && !blank(v.last()) {
-        return v;
+    let mut s = v;
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
     }
-    let s = v
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let e = v
-        .iter()
-        .rposition(|c| !matches!(c, b' ' | b'\t'))
-        .map_or(s, |e| e + 1);
-    v.get(s..e).unwrap_or_default()
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
@@ -311,6 +311,52 @@ fn name_end(b: &[u8]) -> usize {
     at + token_end(b.get(at..).unwrap_or_default())
 }
 
+/// Up to eight bytes of a lower-case token as a little-endian word, and the case bit of each
+/// of its letters (so that `byte | bit` folds only letters, as `eq_ignore_ascii_case` does).
+const fn lower_word(t: &[u8]) -> (u64, u64) {
+    let (mut word, mut case) = (0u64, 0u64);
+    let mut i = 0;
+    while i < t.len() && i < 8 {
+        word |= (t[i] as u64) << (8 * i);
+        if t[i].is_ascii_lowercase() {
+            case |= 0x20 << (8 * i);
+        }
+        i += 1;
+    }
+    (word, case)
+}
+
+/// `v` (up to eight bytes) as a little-endian word, zero-padded.
+#[inline(always)]
+fn small_word(v: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    if let Some(dst) = buf.get_mut(..v.len()) {
+        dst.copy_from_slice(v);
+    }
+    u64::from_le_bytes(buf)
+}
+
+/// `v.eq_ignore_ascii_case(b"keep-alive")`, in two word comparisons (the usual Connection
+/// value of every keep-alive response).
+#[inline]
+fn is_keep_alive(v: &[u8]) -> bool {
+    const HEAD: (u64, u64) = lower_word(b"keep-ali");
+    const TAIL: (u64, u64) = lower_word(b"ve");
+    match v.split_first_chunk::<8>() {
+        Some((head, tail)) if tail.len() == 2 => {
+            u64::from_le_bytes(*head) | HEAD.1 == HEAD.0 && small_word(tail) | TAIL.1 == TAIL.0
+        }
+        _ => false,
+    }
+}
+
+/// `v.eq_ignore_ascii_case(b"close")`, in one word comparison.
+#[inline]
+fn is_close(v: &[u8]) -> bool {
+    const CLOSE: (u64, u64) = lower_word(b"close");
+    v.len() == 5 && small_word(v) | CLOSE.1 == CLOSE.0
+}
+
 /// Header fields after the start line: fills framing (and, when `FIELDS`, Host and
 /// User-Agent), returns the head length or `None` when the blank line has not arrived yet.
 ///
@@ -326,16 +372,19 @@ fn headers<'a, const FIELDS: bool>(
     let mut rest = b.get(at..).unwrap_or_default();
     // A plain range: an inclusive one carries an exhausted flag through the loop.
     for _ in 0..MAX_HEADERS + 1 {
-        // The blank line (CRLF or bare LF) ends the head.
-        match (rest.first(), rest.get(1)) {
-            (None, _) | (Some(b'\r'), None) => return Ok(None),
-            (Some(b'\n'), _) => return Ok(Some(at + 1)),
-            (Some(b'\r'), Some(b'\n')) => return Ok(Some(at + 2)),
-            _ => {}
-        }
         // The name: token bytes up to the colon. Anything else is a bad line once it is
         // complete (before that, more bytes are needed, as for any partial line).
         let colon = name_end(rest);
+        if colon == 0 {
+            // No name: the blank line (CRLF or bare LF) that ends the head, or a bad line.
+            // (`\r` and `\n` are not token bytes, so a line with a name is never blank.)
+            match (rest.first(), rest.get(1)) {
+                (None, _) | (Some(b'\r'), None) => return Ok(None),
+                (Some(b'\n'), _) => return Ok(Some(at + 1)),
+                (Some(b'\r'), Some(b'\n')) => return Ok(Some(at + 2)),
+                _ => {}
+            }
+        }
         let Some(&sep) = rest.get(colon) else {
             return Ok(None);
         };
@@ -377,8 +426,8 @@ fn headers<'a, const FIELDS: bool>(
                 let value = raw();
                 // The usual values are single tokens: compared whole before any list walk.
                 match value.len() {
-                    10 if value.eq_ignore_ascii_case(b"keep-alive") => {}
-                    5 if value.eq_ignore_ascii_case(b"close") => f.close = true,
+                    10 if is_keep_alive(value) => {}
+                    5 if is_close(value) => f.close = true,
                     _ => {
                         f.close |= lists(value, b"close");
                         f.upgrade |= lists(value, b"upgrade");

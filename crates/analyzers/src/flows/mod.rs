@@ -210,6 +210,34 @@ impl Bucket for FlowsBucket {
     }
 }
 
+/// Runs the signatures on one of a flow's first payload packets and labels the flow.
+///
+/// Out of line: most packets are past their flow's first few and never come here, and inlined
+/// the signatures' set-up would be hoisted onto every packet's path.
+#[inline(never)]
+fn detect_app(c: &mut flow::conn::Conn, payload: &[u8], ctx: &Context) {
+    let found = app::detect(payload, ctx);
+    if c.app_detail == Confidence::Dpi as u8 {
+        // STUN opens WebRTC-style flows (RFC 7983): a DTLS handshake that follows names the
+        // flow, as nDPI does.
+        if found == Some(App::Dtls) {
+            c.app = App::Dtls as u16;
+        }
+    } else if let Some(a) = found {
+        c.app = a as u16;
+        c.app_detail = Confidence::Dpi as u8;
+    }
+}
+
+/// Where a packet's flow sits in the connection table, as [`Flows::on_packet`] found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSlot {
+    /// The table slot (valid until the next packet).
+    pub slot: u32,
+    /// The packet's sender is the flow key's smaller endpoint ([`flow::stream::Hint`]).
+    pub src_is_a: bool,
+}
+
 /// The `flows` handler of one worker.
 pub struct Flows {
     pub window_config: WindowConfig,
@@ -270,8 +298,8 @@ impl Flows {
     }
 
     /// Accounts one packet (IP with TCP or UDP; others are ignored) of `frame_len` bytes.
-    /// Returns the slot of its flow (see [`Flows::l7_done_mut`]), valid until the next call.
-    pub fn on_packet(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64) -> Option<u32> {
+    /// Returns where its flow is (see [`Flows::l7_state_mut`]), valid until the next call.
+    pub fn on_packet(&mut self, pkt: &Packet<'_>, frame_len: u32, ts_ns: u64) -> Option<FlowSlot> {
         if !matches!(pkt.l3, L3::Ipv4 | L3::Ipv6) {
             return None;
         }
@@ -319,26 +347,27 @@ impl Flows {
                 initiator_port: ip,
                 responder_port: rp,
             };
-            let found = app::detect(pkt.payload, &ctx);
-            if c.app_detail == Confidence::Dpi as u8 {
-                // STUN opens WebRTC-style flows (RFC 7983): a DTLS handshake that follows
-                // names the flow, as nDPI does.
-                if found == Some(App::Dtls) {
-                    c.app = App::Dtls as u16;
-                }
-            } else if let Some(a) = found {
-                c.app = a as u16;
-                c.app_detail = Confidence::Dpi as u8;
-            }
+            detect_app(c, pkt.payload, &ctx);
         }
         self.account_stats();
-        seen.map(|s| s.slot)
+        seen.map(|s| FlowSlot {
+            slot: s.slot,
+            src_is_a: s.src_is_a,
+        })
     }
 
     /// The caller-defined bits of the flow in `slot` ([`flow::conn::Conn::l7_done`]): which
     /// stream handlers are finished with it. Cleared when a new flow takes the slot.
     pub fn l7_done_mut(&mut self, slot: u32) -> Option<&mut u8> {
         self.table.conn_mut(slot).map(|c| &mut c.l7_done)
+    }
+
+    /// The flow's `l7_done` bits and its stream consumers' entry hints
+    /// ([`flow::conn::Conn::l7_hint`]).
+    pub fn l7_state_mut(&mut self, slot: u32) -> Option<(&mut u8, &mut [u64; 2])> {
+        self.table
+            .conn_mut(slot)
+            .map(|c| (&mut c.l7_done, &mut c.l7_hint))
     }
 
     /// Ends every flow still open (end of input).

@@ -297,8 +297,29 @@ impl Http {
         payload: &[u8],
         ts_ns: u64,
     ) -> bool {
+        self.on_segment_hinted(
+            src, sport, dst, dport, vlan, seq, tcp_flags, payload, ts_ns, None,
+        )
+    }
+
+    /// [`Self::on_segment`] with the caller's hint of where the reassembler holds the
+    /// connection ([`flow::stream::Hint`], kept in the flows handler's entry for it).
+    #[allow(clippy::too_many_arguments)] // the packet fields the reassembler needs
+    pub fn on_segment_hinted(
+        &mut self,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        vlan: u16,
+        seq: u32,
+        tcp_flags: u8,
+        payload: &[u8],
+        ts_ns: u64,
+        hint: Option<flow::stream::Hint<'_>>,
+    ) -> bool {
         let (b, g) = (self.window.live(), self.g);
-        let done = self.heads.segment(
+        let done = self.heads.segment_hinted(
             src,
             sport,
             dst,
@@ -308,14 +329,19 @@ impl Http {
             tcp_flags,
             payload,
             ts_ns,
+            hint,
             &mut |h| on_head(h, b, g),
         );
         self.report_stats();
         done
     }
 
+    /// Moves the reassembler's new cap hits into the live bucket.
     fn report_stats(&mut self) {
-        // Compared in place: the counters are copied only when a cap was hit.
+        // One counter compared per segment: the counters are copied only when a cap was hit.
+        if self.heads.stats().cap_hits == self.reported.cap_hits {
+            return;
+        }
         let Some(hits) = self.heads.stats().cap_hits_since(&self.reported) else {
             return;
         };
@@ -613,6 +639,9 @@ fn parse_failed(e: HttpError, side: &Side, b: &mut HttpBucket) -> Step {
     Step::Stop
 }
 
+// Requests and responses out of line: a call reads one direction, and inlined, the set-up of
+// both would run for each.
+#[inline(never)]
 fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g: Groups) -> Step {
     let r = match parse_request(rest) {
         Ok(Some(r)) => r,
@@ -628,14 +657,16 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     if let Some(c) = b.methods.get_mut(m) {
         *c += 1;
     }
+    // Methods, hosts and user agents mostly repeat the previous request's: their top lists
+    // check that first (paths vary, and take the plain insert).
     if g.top_methods {
-        b.top_methods.insert(capped(r.method, 32), 1);
+        b.top_methods.insert_repeating(capped(r.method, 32), 1);
     }
     // An empty Host field names nothing (tshark shows none either).
     if g.top_hosts
         && let Some(host) = r.host.filter(|h| !h.is_empty())
     {
-        b.top_hosts.insert(capped(host, MAX_NAME), 1);
+        b.top_hosts.insert_repeating(capped(host, MAX_NAME), 1);
     }
     if g.top_paths {
         b.top_paths.insert(capped(r.path(), MAX_PATH), 1);
@@ -643,7 +674,7 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     if g.top_user_agents
         && let Some(ua) = r.user_agent.filter(|u| !u.is_empty())
     {
-        b.top_user_agents.insert(capped(ua, MAX_NAME), 1);
+        b.top_user_agents.insert_repeating(capped(ua, MAX_NAME), 1);
     }
     let queued = user.push(Pending {
         ts_ns,
@@ -657,6 +688,7 @@ fn request(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g:
     framed(r.head_len, r.body(), rest.len(), &mut user.req, sizes)
 }
 
+#[inline(never)]
 fn response(rest: &[u8], ts_ns: u64, user: &mut ConnState, b: &mut HttpBucket, g: Groups) -> Step {
     let r = match parse_response(rest) {
         Ok(Some(r)) => r,

@@ -223,8 +223,29 @@ impl Tls {
         payload: &[u8],
         ts_ns: u64,
     ) -> bool {
+        self.on_segment_hinted(
+            src, sport, dst, dport, vlan, seq, tcp_flags, payload, ts_ns, None,
+        )
+    }
+
+    /// [`Self::on_segment`] with the caller's hint of where the reassembler holds the
+    /// connection ([`flow::stream::Hint`], kept in the flows handler's entry for it).
+    #[allow(clippy::too_many_arguments)] // the packet fields the reassembler needs
+    pub fn on_segment_hinted(
+        &mut self,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        vlan: u16,
+        seq: u32,
+        tcp_flags: u8,
+        payload: &[u8],
+        ts_ns: u64,
+        hint: Option<flow::stream::Hint<'_>>,
+    ) -> bool {
         let (b, scratch, g) = (self.window.live(), &mut self.scratch, self.g);
-        let done = self.heads.segment(
+        let done = self.heads.segment_hinted(
             src,
             sport,
             dst,
@@ -234,6 +255,7 @@ impl Tls {
             tcp_flags,
             payload,
             ts_ns,
+            hint,
             &mut |h| on_head(h, b, scratch, g),
         );
         self.report_stats();
@@ -242,7 +264,10 @@ impl Tls {
 
     /// Moves the reassembler's new cap hits into the live bucket.
     fn report_stats(&mut self) {
-        // Compared in place: the counters are copied only when a cap was hit.
+        // One counter compared per segment: the counters are copied only when a cap was hit.
+        if self.heads.stats().cap_hits == self.reported.cap_hits {
+            return;
+        }
         let Some(hits) = self.heads.stats().cap_hits_since(&self.reported) else {
             return;
         };

@@ -378,3 +378,146 @@ fn a_connection_is_finished_once_both_directions_are_done() {
     assert!(!seg(&mut r, &mut rec, 4, false, 700, flags::RST, &[]));
     assert_eq!(r.connections(), 0);
 }
+
+/// One segment of the hinted-lookup property test: which of a few connections (and which way),
+/// flags, a sequence number step, payload length, and whether the caller forgets its hint.
+type HintOp = (u8, u8, u8, u8, bool);
+
+/// A consumer call as the hinted-lookup test records it.
+type HintCall = (Vec<u8>, Direction, Cut, u32);
+
+/// Feeds `ops` to a reassembler, with hints kept per connection as a flow table would and the
+/// idle check skipped while nothing can be idle (`fast`), or with plain lookups and the idle
+/// check on every segment; records every consumer call, every return value and the final
+/// counters. Packet time jitters backwards now and then.
+fn run_hinted(ops: &[HintOp], fast: bool) -> (Vec<HintCall>, Vec<bool>) {
+    let hinted = fast;
+    let mut r: StreamHeads<u32> = StreamHeads::new(StreamConfig {
+        max_connections: 3,
+        head_bytes: 48,
+        max_total_bytes: 200,
+        max_out_of_order: 2,
+        idle_timeout_ns: 40,
+        hash_seed: 7,
+    });
+    let hosts = [
+        C,
+        S,
+        IpAddr::V6(core::net::Ipv6Addr::LOCALHOST),
+        IpAddr::V6(core::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+    ];
+    let mut hints = [0u64; 8];
+    let mut seqs = [0u32; 16];
+    let mut calls = Vec::new();
+    let mut finished = Vec::new();
+    for (t, &(conn, f, step, len, forget)) in ops.iter().enumerate() {
+        let c = usize::from(conn % 8);
+        let from_a = conn & 0x80 != 0;
+        // Four connections of IPv4 hosts, four of IPv6 hosts; ports differ per connection.
+        let (a, b) = if c < 4 {
+            (hosts[0], hosts[1])
+        } else {
+            (hosts[2], hosts[3])
+        };
+        let (pa, pb) = (1000 + c as u16, 80);
+        let (src, sport, dst, dport) = if from_a {
+            (a, pa, b, pb)
+        } else {
+            (b, pb, a, pa)
+        };
+        let dir = c * 2 + usize::from(from_a);
+        seqs[dir] = seqs[dir].wrapping_add(u32::from(step % 24));
+        let payload: Vec<u8> = (0..len % 20).map(|i| i.wrapping_add(step)).collect();
+        if forget {
+            hints[c] = 0;
+        }
+        let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
+        let hint = hinted.then(|| Hint {
+            slot: &mut hints[c],
+            src_is_a: (sa, sport) <= (da, dport),
+        });
+        if !fast {
+            r.quiet_until = 0;
+        }
+        let done = r.segment_hinted(
+            src,
+            sport,
+            dst,
+            dport,
+            0,
+            seqs[dir],
+            f & 0x17,
+            &payload,
+            t as u64 * 3 + u64::from(len % 4) * 7,
+            hint,
+            &mut |h: Head<'_, u32>| {
+                *h.user += 1;
+                calls.push((h.bytes.to_vec(), h.dir, h.cut, *h.user));
+                match h.bytes.len() % 4 {
+                    0 => Verdict::Done,
+                    1 => Verdict::Advance(h.bytes.len().min(5)),
+                    _ => Verdict::NeedMore(h.bytes.len() + 3),
+                }
+            },
+        );
+        finished.push(done);
+    }
+    r.expire(u64::MAX, &mut |h| {
+        calls.push((h.bytes.to_vec(), h.dir, h.cut, *h.user));
+        Verdict::Done
+    });
+    let s = r.stats();
+    finished.extend([s.connections, s.evicted_cap, s.timed_out, s.gaps].map(|n| n % 2 == 1));
+    (calls, finished)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A caller's hint and the skipped idle checks change nothing but the work: every consumer
+    /// call, return value and counter is the same as with plain lookups and checks, through
+    /// evictions, timeouts, resets, reused ports, forgotten hints and time going backwards.
+    #[test]
+    fn hinted_segments_match_plain_lookups(
+        ops in proptest::collection::vec(
+            (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), proptest::bool::weighted(0.1)),
+            0..120,
+        )
+    ) {
+        prop_assert_eq!(run_hinted(&ops, true), run_hinted(&ops, false));
+    }
+}
+
+#[test]
+fn a_hint_skips_the_lookup_only_while_its_entry_lives() {
+    let mut r = StreamHeads::<u32>::default();
+    let mut slot = 0u64;
+    let src_is_a = (crate::addr_bits(C), 40_000) <= (crate::addr_bits(S), 443);
+    let feed = |r: &mut StreamHeads<u32>, slot: &mut u64, f: u8, payload: &[u8]| {
+        r.segment_hinted(
+            C,
+            40_000,
+            S,
+            443,
+            0,
+            1,
+            f,
+            payload,
+            0,
+            Some(Hint { slot, src_is_a }),
+            &mut |_| Verdict::NeedMore(1 << 12),
+        )
+    };
+    feed(&mut r, &mut slot, flags::ACK, b"GET");
+    let first = slot;
+    assert_ne!(first >> 32, 0, "the hint names a live generation");
+    feed(&mut r, &mut slot, flags::ACK, b"GET");
+    assert_eq!(slot, first);
+    // An RST frees the entry: the old hint no longer matches, and the next data starts a new
+    // entry under a new generation.
+    feed(&mut r, &mut slot, flags::RST, b"");
+    assert_eq!(r.connections(), 0);
+    feed(&mut r, &mut slot, flags::ACK, b"GET");
+    assert_eq!(r.connections(), 1);
+    assert_ne!(slot >> 32, first >> 32);
+}

@@ -510,3 +510,57 @@ proptest::proptest! {
         proptest::prop_assert_eq!(path_of(&t), oracle_path_of(&t));
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+    /// The word comparisons of the usual Connection values agree with
+    /// `eq_ignore_ascii_case`, on bytes near the tokens (case flips, `\r` for `-`, ...).
+    #[test]
+    fn connection_tokens_compare_like_eq_ignore_ascii_case(
+        base in proptest::prop_oneof![Just(&b"keep-alive"[..]), Just(&b"close"[..])],
+        flips in proptest::collection::vec((0usize..12, 0u8..6), 0..4),
+        cut in 0usize..12,
+    ) {
+        let mut v = base.to_vec();
+        for (i, how) in flips {
+            if let Some(c) = v.get_mut(i) {
+                *c = match how {
+                    0 => c.to_ascii_uppercase(),
+                    1 => *c ^ 0x20,
+                    2 => b'\r',
+                    3 => *c | 0x80,
+                    4 => c.wrapping_add(1),
+                    _ => b'-',
+                };
+            }
+        }
+        if cut < v.len() && cut % 3 == 0 {
+            v.truncate(cut);
+        }
+        proptest::prop_assert_eq!(is_keep_alive(&v), v.eq_ignore_ascii_case(b"keep-alive"));
+        proptest::prop_assert_eq!(is_close(&v), v.eq_ignore_ascii_case(b"close"));
+    }
+}
+
+/// The trim of an earlier version: first and last non-blank positions.
+fn oracle_trim(v: &[u8]) -> &[u8] {
+    let blank = |c: &u8| matches!(c, b' ' | b'\t');
+    let s = v.iter().position(|c| !blank(c)).unwrap_or(v.len());
+    let e = v.iter().rposition(|c| !blank(c)).map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn trim_strips_blanks_at_both_ends(
+        v in proptest::collection::vec(
+            proptest::prop_oneof![Just(b' '), Just(b'\t'), Just(b'a'), Just(b'\r'), Just(0u8)],
+            0..12,
+        ),
+    ) {
+        proptest::prop_assert_eq!(trim(&v), oracle_trim(&v));
+    }
+}
