@@ -82,7 +82,9 @@ print(sum(v["records_flows"] for v in d.values()))' "$TMP/wl.json")
   printf '| %s | %s | wirelens (1 worker) | %.2f | %.2f | %.0f | %s |\n' "$kind" "$n" "$wl" "$wlc" \
     "$(python3 -c "print($n / max($wlc, 1e-9))")" "$ok ($found)"
 
-  # nfacctd: pcap_savefile input, print plugin keyed by the 5-tuple, written once at exit.
+  # nfacctd: pcap_savefile input, print plugin keyed by the 5-tuple, written at exit. When its
+  # cache fills, the plugin also writes what it holds and starts over: appending keeps every
+  # write (without it the last one replaces the others and most records seem lost).
   run_nfacctd() {
     local file=$1 out=$2
     cat > "$TMP/nfacctd.conf" <<EOF
@@ -96,6 +98,7 @@ print_refresh_time: 86400
 aggregate: src_host,dst_host,src_port,dst_port,proto
 plugin_buffer_size: 102400
 plugin_pipe_size: 1024000000
+print_output_file_append: true
 EOF
     # nfacctd forks its plugin: GNU time counts the children it waited for.
     /usr/bin/time -f "%e %U %S" -o "$TMP/time" nfacctd -f "$TMP/nfacctd.conf" > "$TMP/nfacctd.log" 2>&1
