@@ -452,7 +452,12 @@ impl<U: Default> StreamHeads<U> {
                     .is_some_and(|c| c.generation == generation);
             live.then_some((idx, h.src_is_a))
         });
-        let (idx, src_is_a) = match hinted {
+        // The connection's entry: the hinted one, else the table's for the segment's key.
+        let found = hinted.or_else(|| {
+            let (key, src_is_a) = key_of(src, sport, dst, dport, vlan);
+            self.table.find(&key).map(|idx| (idx, src_is_a))
+        });
+        let (idx, src_is_a) = match found {
             Some((idx, src_is_a)) => {
                 if rst {
                     self.free(idx, now_ns, on_head);
@@ -462,58 +467,28 @@ impl<U: Default> StreamHeads<U> {
                 (idx, src_is_a)
             }
             None => {
-                let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
-                let src_is_a = (sa, sport) <= (da, dport);
-                let key = if src_is_a {
-                    Key {
-                        a: sa,
-                        b: da,
-                        a_port: sport,
-                        b_port: dport,
-                        vlan,
-                    }
-                } else {
-                    Key {
-                        a: da,
-                        b: sa,
-                        a_port: dport,
-                        b_port: sport,
-                        vlan,
-                    }
-                };
-                match self.table.find(&key) {
-                    Some(idx) => {
-                        if rst {
-                            self.free(idx, now_ns, on_head);
-                            return false;
-                        }
-                        self.touch(idx);
-                        (idx, src_is_a)
-                    }
-                    None => {
-                        // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of
-                        // unknown connections are not worth a table entry.
-                        if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
-                            return false;
-                        }
-                        while self.table.len() >= self.cfg.max_connections {
-                            let Some(lru) = self.table.tail() else { break };
-                            self.free(lru, now_ns, on_head);
-                            self.stats.evicted_cap += 1;
-                            self.stats.cap_hits += 1;
-                        }
-                        self.quiet_until = 0;
-                        let idx = self.table.insert(key);
-                        self.stats.connections += 1;
-                        self.generation = self.generation.wrapping_add(1).max(1);
-                        let generation = self.generation;
-                        if let Some(c) = self.table.value_mut(idx) {
-                            reset(c, src_is_a, syn, tcp_flags & flags::ACK != 0, sport, dport);
-                            c.generation = generation;
-                        }
-                        (idx, src_is_a)
-                    }
+                // Only a SYN or data starts tracking: bare ACKs, FINs and RSTs of unknown
+                // connections are not worth a table entry.
+                if rst || (!syn && payload.is_empty()) || self.cfg.max_connections == 0 {
+                    return false;
                 }
+                while self.table.len() >= self.cfg.max_connections {
+                    let Some(lru) = self.table.tail() else { break };
+                    self.free(lru, now_ns, on_head);
+                    self.stats.evicted_cap += 1;
+                    self.stats.cap_hits += 1;
+                }
+                self.quiet_until = 0;
+                let (key, src_is_a) = key_of(src, sport, dst, dport, vlan);
+                let idx = self.table.insert(key);
+                self.stats.connections += 1;
+                self.generation = self.generation.wrapping_add(1).max(1);
+                let generation = self.generation;
+                if let Some(c) = self.table.value_mut(idx) {
+                    reset(c, src_is_a, syn, tcp_flags & flags::ACK != 0, sport, dport);
+                    c.generation = generation;
+                }
+                (idx, src_is_a)
             }
         };
         let side = usize::from(!src_is_a);
@@ -723,6 +698,31 @@ fn cut<U>(
     });
     h.state = State::Done;
     pool.release(h);
+}
+
+/// The table key of a segment (endpoints ordered: address bits, then port) and whether its
+/// sender is the key's `a` side.
+fn key_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, vlan: u16) -> (Key, bool) {
+    let (sa, da) = (crate::addr_bits(src), crate::addr_bits(dst));
+    let src_is_a = (sa, sport) <= (da, dport);
+    let key = if src_is_a {
+        Key {
+            a: sa,
+            b: da,
+            a_port: sport,
+            b_port: dport,
+            vlan,
+        }
+    } else {
+        Key {
+            a: da,
+            b: sa,
+            a_port: dport,
+            b_port: sport,
+            vlan,
+        }
+    };
+    (key, src_is_a)
 }
 
 /// Places one data segment of an open direction and calls the consumer when it can.
