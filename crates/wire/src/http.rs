@@ -59,6 +59,8 @@ pub struct Framing {
     pub chunked: bool,
     /// `Connection: close`.
     pub close: bool,
+    /// `Connection: keep-alive` (what keeps an HTTP/1.0 connection open).
+    pub keep_alive: bool,
     /// `Connection: upgrade` (with an `Upgrade` field: the stream changes protocol after 101).
     pub upgrade: bool,
 }
@@ -110,11 +112,6 @@ const TCHAR: [bool; 256] = {
 
 fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
-}
-
-/// Position of the first `x` in `b` (chunk and trailer lines, and bad header lines).
-fn find_byte(b: &[u8], x: u8) -> Option<usize> {
-    memchr::memchr(x, b)
 }
 
 /// Bits 0..=6 of every byte.
@@ -426,10 +423,11 @@ fn headers<'a, const FIELDS: bool>(
                 let value = raw();
                 // The usual values are single tokens: compared whole before any list walk.
                 match value.len() {
-                    10 if is_keep_alive(value) => {}
+                    10 if is_keep_alive(value) => f.keep_alive = true,
                     5 if is_close(value) => f.close = true,
                     _ => {
                         f.close |= lists(value, b"close");
+                        f.keep_alive |= lists(value, b"keep-alive");
                         f.upgrade |= lists(value, b"upgrade");
                     }
                 }
@@ -493,8 +491,8 @@ pub fn parse_request(b: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     };
     let Fields { host, user_agent } = fields;
     if minor == 0 {
-        // HTTP/1.0 closes unless asked otherwise; keep-alive 1.0 clients still say so.
-        framing.close |= !contains_keep_alive(b.get(..head_len).unwrap_or_default());
+        // HTTP/1.0 closes unless its Connection field asks for keep-alive (RFC 9112 §9.3).
+        framing.close |= !framing.keep_alive;
     }
     Ok(Some(Request {
         method,
@@ -505,11 +503,6 @@ pub fn parse_request(b: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         framing,
         head_len,
     }))
-}
-
-fn contains_keep_alive(head: &[u8]) -> bool {
-    head.windows(10)
-        .any(|w| w.eq_ignore_ascii_case(b"keep-alive"))
 }
 
 /// Parses a response head at the start of `b`; `Ok(None)` when more bytes are needed.
@@ -582,10 +575,12 @@ impl Request<'_> {
     }
 }
 
-/// The path of a request target (see [`Request::path`]).
+/// The path of a request target (see [`Request::path`]). Only a target that starts with a
+/// scheme and `://` is in absolute form: in an origin-form target (`/r?to=http://x/y`) a
+/// `://` belongs to the path or query.
 pub fn path_of(target: &[u8]) -> &[u8] {
     let mut t = target;
-    if let Some(i) = find_scheme_end(t) {
+    if let Some(i) = scheme_end(t) {
         let after = t.get(i + 3..).unwrap_or_default();
         t = after
             .iter()
@@ -597,16 +592,16 @@ pub fn path_of(target: &[u8]) -> &[u8] {
     t.get(..end).unwrap_or_default()
 }
 
-/// Position of the first `://` in `t`: colons are searched, not every three-byte window.
-fn find_scheme_end(t: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    loop {
-        let i = from + find_byte(t.get(from..)?, b':')?;
-        if t.get(i + 1..i + 3) == Some(b"//") {
-            return Some(i);
-        }
-        from = i + 1;
+/// Length of the scheme when `t` starts with `scheme://` (RFC 3986 §3.1: a letter, then
+/// letters, digits, `+`, `-` or `.`).
+fn scheme_end(t: &[u8]) -> Option<usize> {
+    if !t.first()?.is_ascii_alphabetic() {
+        return None;
     }
+    let i = t
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))?;
+    (t.get(i..i + 3) == Some(b"://")).then_some(i)
 }
 
 impl Response<'_> {
