@@ -143,7 +143,7 @@ echo "wirelens at commit $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null ||
 for f in "${FILES[@]}"; do
   base=$(basename "$f" .pcap)
   pkts=$(capinfos -c -M "$f" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
-  size=$(stat -c %s "$f")
+  size=$(stat -L -c %s "$f")
   echo
   echo "## $base.pcap — $(commas "$pkts") packets, $(human_size "$size")"
   echo
