@@ -89,6 +89,8 @@ impl Cardinality {
         }
     }
 
+    /// [`Cardinality::insert_hash`] while the sketch holds the exact set: adds the hash, and
+    /// switches to registers when a new one would pass [`SPARSE_LIMIT`].
     #[inline(never)]
     fn insert_sparse(&mut self, hash: u64) {
         let Repr::Sparse(set) = &mut self.repr else {
