@@ -224,11 +224,12 @@ pub struct Template {
 /// It reads exactly what the walk over every field reads ([`FlowAcc`]): fields in template
 /// order, so a later duplicate overwrites an earlier one as it does in the walk. Templates
 /// whose result would depend on record values in a way slots cannot express (several
-/// sampling-rate elements: the last non-zero one wins) get no plan.
+/// sampling-rate elements: the last non-zero one wins), records shorter than one 8-byte
+/// load and templates needing more than [`MAX_OPS`] loads get no plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Plan {
     /// Ops, in field order (an IPv6 address has two).
-    ops: [Op; 2 * MAX_FIELDS],
+    ops: [Op; MAX_OPS],
     n: u16,
     src: Addr,
     dst: Addr,
@@ -283,6 +284,10 @@ enum Addr {
     V6,
 }
 
+/// The most ops a [`Plan`] holds (a cached template stays about 2 KiB); a template that
+/// needs more keeps the walk.
+const MAX_OPS: usize = 64;
+
 /// Slots of a [`Plan`] (a record's values before they become a [`FlowRecord`]).
 const S_BYTES: u8 = 0;
 const S_PACKETS: u8 = 1;
@@ -327,7 +332,7 @@ impl Plan {
             return None;
         }
         let mut p = Plan {
-            ops: [Op::default(); 2 * MAX_FIELDS],
+            ops: [Op::default(); MAX_OPS],
             n: 0,
             src: Addr::None,
             dst: Addr::None,
@@ -1141,6 +1146,12 @@ mod tests {
             tpl.records(&data).next().unwrap().to_flow().sampling_rate,
             7
         );
+        // More loads than a plan holds: the walk.
+        let tpl = template_of(&[(4, 1, 0); MAX_OPS + 1], false);
+        assert!(tpl.plan.is_none());
+        let tpl = template_of(&[(4, 1, 0); MAX_OPS], false);
+        assert!(tpl.plan.is_some());
+        assert!(size_of::<Template>() < 2200, "{}", size_of::<Template>());
     }
 
     proptest::proptest! {
