@@ -82,21 +82,30 @@ impl Cardinality {
     /// e.g. from [`crate::hash::hash_bytes`]; a poor hash silently breaks the error bound.
     #[inline]
     pub fn insert_hash(&mut self, hash: u64) {
+        // Registers inline (a few instructions); the exact set out of line.
         match &mut self.repr {
             Repr::Dense(regs) => dense_insert(regs, hash),
-            Repr::Sparse(set) => {
-                if set.len() < SPARSE_LIMIT {
-                    set.insert(hash);
-                    return;
-                }
-                if set.contains(hash) {
-                    return;
-                }
-                self.densify();
-                if let Repr::Dense(regs) = &mut self.repr {
-                    dense_insert(regs, hash);
-                }
-            }
+            Repr::Sparse(_) => self.insert_sparse(hash),
+        }
+    }
+
+    /// [`Cardinality::insert_hash`] while the sketch holds the exact set: adds the hash, and
+    /// switches to registers when a new one would pass [`SPARSE_LIMIT`].
+    #[inline(never)]
+    fn insert_sparse(&mut self, hash: u64) {
+        let Repr::Sparse(set) = &mut self.repr else {
+            return;
+        };
+        if set.len() < SPARSE_LIMIT {
+            set.insert(hash);
+            return;
+        }
+        if set.contains(hash) {
+            return;
+        }
+        self.densify();
+        if let Repr::Dense(regs) = &mut self.repr {
+            dense_insert(regs, hash);
         }
     }
 
@@ -199,8 +208,9 @@ impl Eq for Cardinality {}
 #[inline]
 fn dense_insert(regs: &mut [u8; REGISTERS], hash: u64) {
     let idx = (hash >> Q) as usize & (REGISTERS - 1);
-    let rest = hash << PRECISION;
-    let rank = (rest.leading_zeros().min(Q) + 1) as u8;
+    // The bit below the Q rest bits caps the count of leading zeros at Q.
+    let rest = (hash << PRECISION) | (1 << (PRECISION - 1));
+    let rank = (rest.leading_zeros() + 1) as u8;
     let r = &mut regs[idx];
     if rank > *r {
         *r = rank;
@@ -306,11 +316,42 @@ impl SparseSet {
         false
     }
 
+    /// Adds `h` (a no-op when present). The probe comes first: a hash already held, the
+    /// common case, costs one short probe; only a new hash may grow the table.
+    #[inline]
     fn insert(&mut self, h: u64) {
         if h == 0 {
             self.has_zero = true;
             return;
         }
+        let cap = self.slots.len();
+        let mask = cap.wrapping_sub(1);
+        let mut i = h as usize & mask;
+        for _ in 0..cap {
+            match self.slots.get(i) {
+                Some(0) => {
+                    // Not present; `i` is where it goes if the table has room.
+                    if (self.len + 1) * 4 <= cap * 3
+                        && let Some(s) = self.slots.get_mut(i)
+                    {
+                        *s = h;
+                        self.len += 1;
+                        return;
+                    }
+                    break;
+                }
+                Some(&x) if x == h => return,
+                Some(_) => i = (i + 1) & mask,
+                None => break,
+            }
+        }
+        self.insert_growing(h);
+    }
+
+    /// Adds `h`, which is not present, to a table that is empty or full to its load limit.
+    #[cold]
+    #[inline(never)]
+    fn insert_growing(&mut self, h: u64) {
         if self.slots.is_empty() {
             self.slots = vec![0; SPARSE_INITIAL];
         } else if (self.len + 1) * 4 > self.slots.len() * 3 {
@@ -446,8 +487,55 @@ mod tests {
         assert!(tau(0.5) > 0.0);
     }
 
+    /// The sketch of a hash multiset, built the simple way: the distinct hashes, and the
+    /// registers of all of them when there are more than [`SPARSE_LIMIT`].
+    fn oracle(hashes: &[u64]) -> (usize, Option<Vec<u8>>) {
+        let set: std::collections::BTreeSet<u64> = hashes.iter().copied().collect();
+        if set.len() <= SPARSE_LIMIT {
+            return (set.len(), None);
+        }
+        let mut regs = vec![0u8; REGISTERS];
+        for h in set {
+            let idx = (h >> Q) as usize;
+            let rank = ((h << PRECISION).leading_zeros().min(Q) + 1) as u8;
+            regs[idx] = regs[idx].max(rank);
+        }
+        (0, Some(regs))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any insertion order, duplicates, zero and low-entropy hashes: the sketch holds
+        /// exactly the oracle's set, or exactly its registers.
+        #[test]
+        fn insert_hash_equals_the_oracle(
+            hashes in proptest::collection::vec(
+                prop_oneof![
+                    4 => any::<u64>(),
+                    2 => 0u64..64,
+                    1 => (0u64..64).prop_map(|x| x << 50),
+                ],
+                0..2_000,
+            ),
+            repeat in 1usize..3,
+        ) {
+            let mut c = Cardinality::new();
+            for _ in 0..repeat {
+                for &h in &hashes {
+                    c.insert_hash(h);
+                }
+            }
+            match (oracle(&hashes), &c.repr) {
+                ((n, None), Repr::Sparse(set)) => {
+                    prop_assert_eq!(set.len(), n);
+                    prop_assert!(hashes.iter().all(|&h| set.contains(h)));
+                    prop_assert!(set.iter().all(|h| hashes.contains(&h)));
+                }
+                ((_, Some(want)), Repr::Dense(regs)) => prop_assert_eq!(&regs[..], &want[..]),
+                _ => prop_assert!(false, "sketch mode differs from the oracle"),
+            }
+        }
 
         #[test]
         fn exact_below_sparse_limit(keys in proptest::collection::vec(0u64..2_000, 0..SPARSE_LIMIT)) {

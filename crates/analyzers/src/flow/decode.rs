@@ -189,15 +189,25 @@ impl FlowDecoder {
                                 continue;
                             }
                             let mut recs = t.records(set.body);
+                            // The announced rate of the last sampler looked up: nothing
+                            // changes the cache while one set's records are read.
+                            let mut announced: Option<(u32, u32)> = None;
                             for r in recs.by_ref() {
                                 data_records = data_records.wrapping_add(1);
                                 let mut f = r.to_flow();
                                 if f.sampling_rate == 0 {
-                                    f.sampling_rate = self.templates.sampling_rate(
-                                        exporter,
-                                        domain,
-                                        f.sampler_id,
-                                    );
+                                    f.sampling_rate = match announced {
+                                        Some((id, rate)) if id == f.sampler_id => rate,
+                                        _ => {
+                                            let rate = self.templates.sampling_rate(
+                                                exporter,
+                                                domain,
+                                                f.sampler_id,
+                                            );
+                                            announced = Some((f.sampler_id, rate));
+                                            rate
+                                        }
+                                    };
                                 }
                                 out(Event::Record(exporter, &f));
                             }

@@ -1031,41 +1031,59 @@ struct Keys {
 }
 
 impl Keys {
+    // Inlined, and built from locals at the end, so the keys are not copied out of a frame.
+    #[inline(always)]
     fn of(r: &FlowRecord, g: Groups) -> Self {
-        let mut k = Keys::default();
         let l3 = r.l3 != FlowL3::None;
         let tops = g.bytes || g.packets;
         let has_ports = r.src_port != 0 || r.dst_port != 0;
+        let (mut src_h, mut dst_h, mut src_ip_port_h, mut dst_ip_port_h) = (0, 0, 0, 0);
+        let (mut src_ip_port, mut dst_ip_port) = (IpPort::default(), IpPort::default());
+        let mut conv = None;
         if l3 && (g.cardinality || g.top_ips_ports || g.conversations || (g.top_ips && tops)) {
-            k.src_ip_port = ip_port(r.src, r.src_port);
-            k.dst_ip_port = ip_port(r.dst, r.dst_port);
+            src_ip_port = ip_port(r.src, r.src_port);
+            dst_ip_port = ip_port(r.dst, r.dst_port);
             if g.cardinality || (tops && (g.top_ips || g.top_ips_ports)) {
-                k.src_h = hash_bytes(k.src_ip_port.get(..16).unwrap_or_default());
-                k.dst_h = hash_bytes(k.dst_ip_port.get(..16).unwrap_or_default());
+                src_h = hash_bytes(src_ip_port.get(..16).unwrap_or_default());
+                dst_h = hash_bytes(dst_ip_port.get(..16).unwrap_or_default());
             }
             if g.top_ips_ports && tops {
                 // Only the top-N tables use these (their layout, never their results):
                 // the address hash and the port, mixed, instead of hashing 18 bytes again.
-                k.src_ip_port_h = mix_port(k.src_h, r.src_port);
-                k.dst_ip_port_h = mix_port(k.dst_h, r.dst_port);
+                src_ip_port_h = mix_port(src_h, r.src_port);
+                dst_ip_port_h = mix_port(dst_h, r.dst_port);
             }
             if g.cardinality || g.conversations {
-                let (lo, hi) = if k.src_ip_port <= k.dst_ip_port {
-                    (&k.src_ip_port, &k.dst_ip_port)
+                let (lo, hi) = if src_ip_port <= dst_ip_port {
+                    (&src_ip_port, &dst_ip_port)
                 } else {
-                    (&k.dst_ip_port, &k.src_ip_port)
+                    (&dst_ip_port, &src_ip_port)
                 };
                 let mut c = [0u8; 36];
                 c[..18].copy_from_slice(lo);
                 c[18..].copy_from_slice(hi);
-                k.conv = Some((c, hash_bytes(&c)));
+                conv = Some((c, hash_bytes(&c)));
             }
         }
-        if g.cardinality || (g.top_ports && tops && has_ports) {
-            k.src_port_h = hash_u64(u64::from(r.src_port));
-            k.dst_port_h = hash_u64(u64::from(r.dst_port));
+        let (src_port_h, dst_port_h) = if g.cardinality || (g.top_ports && tops && has_ports) {
+            (
+                hash_u64(u64::from(r.src_port)),
+                hash_u64(u64::from(r.dst_port)),
+            )
+        } else {
+            (0, 0)
+        };
+        Keys {
+            src_h,
+            dst_h,
+            src_port_h,
+            dst_port_h,
+            src_ip_port,
+            dst_ip_port,
+            src_ip_port_h,
+            dst_ip_port_h,
+            conv,
         }
-        k
     }
 }
 

@@ -5,7 +5,7 @@
 //! No cache and no allocation: a [`Template`] is a fixed-size value (at most [`MAX_FIELDS`]
 //! fields), and data records borrow from the datagram.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{FlowL3, FlowRecord, NetflowError, TimeBase, be16, be32, ipv4_at, ipv6_at};
 
@@ -211,39 +211,280 @@ pub struct Template {
     /// Sum of the fixed field lengths (each variable-length field counts its 1-byte prefix).
     min_len: u32,
     varlen: bool,
-    /// Without variable-length fields: the IANA fields [`DataRecord::to_flow`] reads, in
-    /// template order, with their offsets in the record, so a record decodes with fixed loads
-    /// instead of a walk over every field.
-    plan: [Planned; MAX_FIELDS],
-    plan_n: u16,
+    /// How [`DataRecord::to_flow`] reads a record: compiled once per template, `None` when
+    /// records take the walk over every field (see [`Plan`]).
+    plan: Option<Plan>,
 }
 
-/// A field [`DataRecord::to_flow`] reads, at a fixed offset of every record of its template.
+/// A compiled decode plan: the loads [`DataRecord::to_flow`] performs on every record of a
+/// fixed-length template, each a fixed offset and width into a numbered slot, plus what the
+/// field walk would decide from the template alone (which element supplies the byte count,
+/// what the times count from, which address family each address has).
+///
+/// It reads exactly what the walk over every field reads ([`FlowAcc`]): fields in template
+/// order, so a later duplicate overwrites an earlier one as it does in the walk. Templates
+/// whose result would depend on record values in a way slots cannot express (several
+/// sampling-rate elements: the last non-zero one wins), records shorter than one 8-byte
+/// load and templates needing more than [`MAX_OPS`] loads get no plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    /// Ops, in field order (an IPv6 address has two).
+    ops: [Op; MAX_OPS],
+    n: u16,
+    src: Addr,
+    dst: Addr,
+    next_hop: Addr,
+    l3: FlowL3,
+    time_base: TimeBase,
+    /// The start (end) comes from flowStartSeconds (flowEndSeconds): milliseconds are
+    /// the value times 1000.
+    start_secs: bool,
+    end_secs: bool,
+}
+
+/// One load of a [`Plan`]: the 8 bytes at `start` of the record, big-endian, shifted right
+/// by `shift` bits and masked with `mask`, into slot `slot`. A field of up to 8 bytes is the
+/// low bytes of the 8 that end where it ends (or of the record's first 8, for a field that
+/// ends before byte 8); a longer one keeps its last 8 bytes, as `be_uint` does; a 16-byte
+/// address is two loads, its high half into `slot`, its low half into `slot + 1`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Planned {
-    id: u16,
-    offset: u16,
-    len: u16,
+struct Op {
+    start: u16,
+    shift: u8,
+    slot: u8,
+    mask: u64,
 }
 
-/// The IANA elements [`DataRecord::to_flow`] reads (its `match` and [`sampling_field`]).
-fn flow_element(id: u16) -> bool {
-    matches!(
-        id,
-        1 | 2
-            | 4..=17
-            | 21..=24
-            | 27..=30
-            | 34
-            | 48
-            | 50
-            | 62
-            | 85
-            | 86
-            | 150..=153
-            | 302
-            | 305
-    )
+impl Op {
+    /// The op that reads the `len`-byte field at `at` (a record at least 8 bytes long)
+    /// as `be_uint` does; `None` past the offsets a record can have.
+    fn uint(at: u32, len: u16, slot: u8) -> Option<Op> {
+        let end = at + u32::from(len);
+        let n = u32::from(len.min(8));
+        let (start, shift) = match end.checked_sub(8) {
+            Some(start) => (start, 0),
+            None if n == 0 => (0, 0),
+            None => (0, 8 * (8 - end)),
+        };
+        Some(Op {
+            start: u16::try_from(start).ok()?,
+            shift: shift as u8,
+            slot,
+            mask: u64::MAX.checked_shr(64 - 8 * n).unwrap_or(0),
+        })
+    }
+}
+
+/// The address family an address slot holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Addr {
+    #[default]
+    None,
+    V4,
+    V6,
+}
+
+/// The most ops a [`Plan`] holds (a cached template stays about 2 KiB); a template that
+/// needs more keeps the walk.
+const MAX_OPS: usize = 64;
+
+/// Slots of a [`Plan`] (a record's values before they become a [`FlowRecord`]).
+const S_BYTES: u8 = 0;
+const S_PACKETS: u8 = 1;
+const S_PROTO: u8 = 2;
+const S_TOS: u8 = 3;
+const S_TCP_FLAGS: u8 = 4;
+const S_SRC_PORT: u8 = 5;
+const S_DST_PORT: u8 = 6;
+/// Addresses take two slots (an IPv6 address's halves; an IPv4 address is in the first).
+const S_SRC: u8 = 7;
+const S_DST: u8 = 9;
+const S_NEXT_HOP: u8 = 11;
+const S_SRC_MASK: u8 = 13;
+const S_DST_MASK: u8 = 14;
+const S_IN_IF: u8 = 15;
+const S_OUT_IF: u8 = 16;
+const S_SRC_AS: u8 = 17;
+const S_DST_AS: u8 = 18;
+const S_START: u8 = 19;
+const S_END: u8 = 20;
+const S_RATE: u8 = 21;
+const S_SAMPLER: u8 = 22;
+/// Slot count (a power of two, so a masked index needs no bounds check).
+const SLOTS: usize = 32;
+
+impl Plan {
+    /// Compiles the plan of a fixed-length template's fields; `None` when the walk must
+    /// decode its records (see [`Plan`]).
+    fn compile(fields: &[FieldSpec]) -> Option<Plan> {
+        let iana = |id: u16| fields.iter().any(|f| f.enterprise == 0 && f.id == id);
+        // The byte (packet) count: octetDeltaCount (packetDeltaCount) when the template has
+        // one, else the total, else the post-sampling count; the others are never read.
+        let bytes_id = [1, 85, 23].into_iter().find(|&id| iana(id));
+        let packets_id = [2, 86, 24].into_iter().find(|&id| iana(id));
+        let rates = fields
+            .iter()
+            .filter(|f| f.enterprise == 0 && matches!(f.id, 34 | 50 | 305))
+            .count();
+        // Loads are 8 bytes wide: a record must have them.
+        let record_len: u32 = fields.iter().map(|f| u32::from(f.len)).sum();
+        if rates > 1 || record_len < 8 {
+            return None;
+        }
+        let mut p = Plan {
+            ops: [Op::default(); MAX_OPS],
+            n: 0,
+            src: Addr::None,
+            dst: Addr::None,
+            next_hop: Addr::None,
+            l3: FlowL3::None,
+            time_base: TimeBase::None,
+            start_secs: false,
+            end_secs: false,
+        };
+        let mut offset = 0u32;
+        let mut k = 0usize;
+        for f in fields {
+            let (at, len) = (offset, f.len);
+            offset += u32::from(f.len);
+            if f.enterprise != 0 {
+                continue;
+            }
+            let addr = |want: u16| len == want;
+            let slot = match f.id {
+                id if Some(id) == bytes_id => S_BYTES,
+                id if Some(id) == packets_id => S_PACKETS,
+                4 => S_PROTO,
+                5 => S_TOS,
+                6 => S_TCP_FLAGS,
+                7 => S_SRC_PORT,
+                11 => S_DST_PORT,
+                8 if addr(4) => {
+                    (p.src, p.l3) = (Addr::V4, FlowL3::Ipv4);
+                    S_SRC
+                }
+                12 if addr(4) => {
+                    (p.dst, p.l3) = (Addr::V4, FlowL3::Ipv4);
+                    S_DST
+                }
+                27 if addr(16) => {
+                    (p.src, p.l3) = (Addr::V6, FlowL3::Ipv6);
+                    S_SRC
+                }
+                28 if addr(16) => {
+                    (p.dst, p.l3) = (Addr::V6, FlowL3::Ipv6);
+                    S_DST
+                }
+                15 if addr(4) => {
+                    p.next_hop = Addr::V4;
+                    S_NEXT_HOP
+                }
+                62 if addr(16) => {
+                    p.next_hop = Addr::V6;
+                    S_NEXT_HOP
+                }
+                9 | 29 => S_SRC_MASK,
+                13 | 30 => S_DST_MASK,
+                10 => S_IN_IF,
+                14 => S_OUT_IF,
+                16 => S_SRC_AS,
+                17 => S_DST_AS,
+                22 | 150 | 152 => {
+                    p.start_secs = f.id == 150;
+                    p.time_base = if f.id == 22 {
+                        TimeBase::Uptime
+                    } else {
+                        TimeBase::UnixMs
+                    };
+                    S_START
+                }
+                21 | 151 | 153 => {
+                    p.end_secs = f.id == 151;
+                    p.time_base = if f.id == 21 {
+                        TimeBase::Uptime
+                    } else {
+                        TimeBase::UnixMs
+                    };
+                    S_END
+                }
+                34 | 50 | 305 => S_RATE,
+                48 | 302 => S_SAMPLER,
+                _ => continue,
+            };
+            // Records are at most 65,535 bytes (a set's length is 16 bits): a template with
+            // fields past that matches no record, and needs no plan.
+            if matches!(slot, S_SRC | S_DST | S_NEXT_HOP) && len == 16 {
+                let (Some(hi), Some(lo)) = (Op::uint(at, 8, slot), Op::uint(at + 8, 8, slot + 1))
+                else {
+                    return None;
+                };
+                for op in [hi, lo] {
+                    *p.ops.get_mut(k)? = op;
+                    k += 1;
+                }
+            } else {
+                *p.ops.get_mut(k)? = Op::uint(at, len, slot)?;
+                k += 1;
+            }
+        }
+        p.n = k as u16;
+        Some(p)
+    }
+
+    /// Decodes one record (exactly the template's record length; shorter ones read zeros).
+    #[inline]
+    fn run(&self, b: &[u8]) -> FlowRecord {
+        let mut s = [0u64; SLOTS];
+        for op in self.ops.get(..usize::from(self.n)).unwrap_or_default() {
+            let w = u64::from_be_bytes(load(b, usize::from(op.start)));
+            s[usize::from(op.slot) & (SLOTS - 1)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
+        }
+        let addr = |kind: Addr, slot: u8| {
+            let hi = s[usize::from(slot)];
+            match kind {
+                Addr::None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Addr::V4 => IpAddr::V4(Ipv4Addr::from_bits(hi as u32)),
+                Addr::V6 => {
+                    let lo = s[usize::from(slot) + 1];
+                    IpAddr::V6(Ipv6Addr::from_bits((u128::from(hi) << 64) | u128::from(lo)))
+                }
+            }
+        };
+        let time = |v: u64, secs: bool| if secs { v.saturating_mul(1000) } else { v };
+        FlowRecord {
+            l3: self.l3,
+            src: addr(self.src, S_SRC),
+            dst: addr(self.dst, S_DST),
+            next_hop: addr(self.next_hop, S_NEXT_HOP),
+            src_port: s[usize::from(S_SRC_PORT)] as u16,
+            dst_port: s[usize::from(S_DST_PORT)] as u16,
+            proto: s[usize::from(S_PROTO)] as u8,
+            tos: s[usize::from(S_TOS)] as u8,
+            tcp_flags: s[usize::from(S_TCP_FLAGS)] as u8,
+            src_mask: s[usize::from(S_SRC_MASK)] as u8,
+            dst_mask: s[usize::from(S_DST_MASK)] as u8,
+            packets: s[usize::from(S_PACKETS)],
+            bytes: s[usize::from(S_BYTES)],
+            in_if: s[usize::from(S_IN_IF)] as u32,
+            out_if: s[usize::from(S_OUT_IF)] as u32,
+            src_as: s[usize::from(S_SRC_AS)] as u32,
+            dst_as: s[usize::from(S_DST_AS)] as u32,
+            start: time(s[usize::from(S_START)], self.start_secs),
+            end: time(s[usize::from(S_END)], self.end_secs),
+            time_base: self.time_base,
+            // One rate element at most: 0 stays "unknown", as the walk leaves it.
+            sampling_rate: s[usize::from(S_RATE)].min(u64::from(u32::MAX)) as u32,
+            sampler_id: s[usize::from(S_SAMPLER)] as u32,
+        }
+    }
+}
+
+/// `N` bytes at `at`, zeros when they are not all there.
+#[inline(always)]
+fn load<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b.get(at..at + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .unwrap_or([0; N])
 }
 
 impl Default for Template {
@@ -255,8 +496,7 @@ impl Default for Template {
             options: false,
             min_len: 0,
             varlen: false,
-            plan: [Planned::default(); MAX_FIELDS],
-            plan_n: 0,
+            plan: None,
         }
     }
 }
@@ -299,31 +539,11 @@ impl Template {
         self.options = def.options;
         self.min_len = min_len;
         self.varlen = varlen;
-        self.plan_n = 0;
-        if !varlen {
-            let mut offset = 0u32;
-            let mut k = 0usize;
-            for f in self.fields.iter().take(n) {
-                // Records are at most 65,535 bytes (a set's length is 16 bits), so a template
-                // whose offsets do not fit matches no record; it keeps an empty plan.
-                let Ok(off) = u16::try_from(offset) else {
-                    break;
-                };
-                if f.enterprise == 0
-                    && flow_element(f.id)
-                    && let Some(p) = self.plan.get_mut(k)
-                {
-                    *p = Planned {
-                        id: f.id,
-                        offset: off,
-                        len: f.len,
-                    };
-                    k += 1;
-                }
-                offset += u32::from(f.len);
-            }
-            self.plan_n = k as u16;
-        }
+        self.plan = if varlen {
+            None
+        } else {
+            Plan::compile(&self.fields[..n])
+        };
         Ok(())
     }
 
@@ -475,22 +695,20 @@ impl<'a> DataRecord<'a> {
 
     /// The record as a neutral flow record (IANA elements only).
     pub fn to_flow(&self) -> FlowRecord {
+        match &self.tpl.plan {
+            Some(plan) => plan.run(self.bytes),
+            None => self.to_flow_walked(),
+        }
+    }
+
+    /// The record as a neutral flow record, read by the walk over every field (what
+    /// [`DataRecord::to_flow`] does for templates without a compiled plan). Kept public as
+    /// the reference the compiled plans are checked against.
+    pub fn to_flow_walked(&self) -> FlowRecord {
         let mut acc = FlowAcc::default();
-        if self.tpl.varlen {
-            for (spec, v) in self.fields() {
-                if spec.enterprise == 0 {
-                    acc.field(spec.id, v);
-                }
-            }
-        } else {
-            // Every record of a fixed-length template is `min_len` bytes: the planned
-            // offsets are in range (checked all the same).
-            let plan = self.tpl.plan.get(..usize::from(self.tpl.plan_n));
-            for p in plan.unwrap_or_default() {
-                let at = usize::from(p.offset);
-                if let Some(v) = self.bytes.get(at..at + usize::from(p.len)) {
-                    acc.field(p.id, v);
-                }
+        for (spec, v) in self.fields() {
+            if spec.enterprise == 0 {
+                acc.field(spec.id, v);
             }
         }
         acc.finish()
@@ -859,15 +1077,81 @@ mod tests {
         );
     }
 
-    /// The walk over every field, as records of variable-length templates are read.
-    fn walked(r: &DataRecord<'_>) -> FlowRecord {
-        let mut acc = FlowAcc::default();
-        for (spec, v) in r.fields() {
-            if spec.enterprise == 0 {
-                acc.field(spec.id, v);
+    /// A template record (id 256) of `(id, len, enterprise)` fields; enterprise numbers
+    /// only reach IPFIX templates.
+    fn template_bytes(fields: &[(u16, u16, u32)], ipfix: bool) -> Vec<u8> {
+        let mut t = vec![1u8, 0];
+        t.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+        for &(id, len, pen) in fields {
+            if ipfix && pen != 0 {
+                t.extend_from_slice(&(id | 0x8000).to_be_bytes());
+                t.extend_from_slice(&len.to_be_bytes());
+                t.extend_from_slice(&pen.to_be_bytes());
+            } else {
+                t.extend_from_slice(&(if ipfix { id & 0x7fff } else { id }).to_be_bytes());
+                t.extend_from_slice(&len.to_be_bytes());
             }
         }
-        acc.finish()
+        t
+    }
+
+    fn template_of(fields: &[(u16, u16, u32)], ipfix: bool) -> Template {
+        let t = template_bytes(fields, ipfix);
+        let def = template_records(&t, ipfix, false).next().unwrap().unwrap();
+        Template::from_def(&def).unwrap()
+    }
+
+    #[test]
+    fn plans_resolve_duplicates_and_fall_backs_like_the_walk() {
+        // IPv6 source after an IPv4 one, the total byte count (no octetDeltaCount), a
+        // 16-byte packet count, flowStartSeconds then flowStartMilliseconds, a 3-byte AS.
+        let tpl = template_of(
+            &[
+                (8, 4, 0),
+                (27, 16, 0),
+                (85, 4, 0),
+                (23, 4, 0),
+                (2, 16, 0),
+                (150, 4, 0),
+                (152, 8, 0),
+                (151, 4, 0),
+                (16, 3, 0),
+                (12, 4, 0),
+                (34, 2, 0),
+            ],
+            true,
+        );
+        assert!(tpl.plan.is_some());
+        let data: Vec<u8> = (0..tpl.min_record_len() as u8).map(|i| i ^ 0x5a).collect();
+        let r = tpl.records(&data).next().unwrap();
+        let f = r.to_flow();
+        assert_eq!(f, r.to_flow_walked());
+        assert_eq!(f.l3, FlowL3::Ipv4);
+        assert!(f.src.is_ipv6() && f.dst.is_ipv4());
+        assert_eq!(f.time_base, TimeBase::UnixMs);
+        assert_eq!(
+            f.bytes,
+            u64::from(u32::from_be_bytes([
+                0x5a ^ 20,
+                0x5a ^ 21,
+                0x5a ^ 22,
+                0x5a ^ 23
+            ]))
+        );
+        // Two sampling-rate elements: the last non-zero wins, which only the walk knows.
+        let tpl = template_of(&[(34, 4, 0), (305, 4, 0), (1, 4, 0)], false);
+        assert!(tpl.plan.is_none());
+        let data = [0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(
+            tpl.records(&data).next().unwrap().to_flow().sampling_rate,
+            7
+        );
+        // More loads than a plan holds: the walk.
+        let tpl = template_of(&[(4, 1, 0); MAX_OPS + 1], false);
+        assert!(tpl.plan.is_none());
+        let tpl = template_of(&[(4, 1, 0); MAX_OPS], false);
+        assert!(tpl.plan.is_some());
+        assert!(size_of::<Template>() < 2200, "{}", size_of::<Template>());
     }
 
     proptest::proptest! {
@@ -883,32 +1167,65 @@ mod tests {
             proptest::prop_assert_eq!(be_uint(&b), want);
         }
 
-        /// A fixed-length template's planned decode reads what the walk over every field
-        /// reads: same fields, same order (so duplicates and fall-backs resolve alike).
+        /// A template's compiled plan reads what the walk over every field reads, on any
+        /// template (known, unknown, enterprise, variable-length, zero-length and long
+        /// fields; duplicates) and any record bytes; the record walk is the same either way.
         #[test]
         fn planned_decode_equals_the_field_walk(
             fields in proptest::collection::vec(
-                (proptest::prop_oneof![0u16..40, 80u16..90, 148u16..156, 300u16..306, 1u16..3],
-                 proptest::prop_oneof![1u16..9, proptest::strategy::Just(16u16)]),
+                (
+                    proptest::prop_oneof![
+                        4 => 0u16..40,
+                        1 => 80u16..90,
+                        1 => 148u16..156,
+                        1 => 300u16..306,
+                        1 => proptest::sample::select(vec![34u16, 48, 50, 62, 302, 305]),
+                        1 => proptest::prelude::any::<u16>(),
+                    ],
+                    proptest::prop_oneof![
+                        6 => 0u16..9,
+                        3 => proptest::sample::select(vec![4u16, 16]),
+                        1 => 9u16..40,
+                        1 => proptest::strategy::Just(VARLEN),
+                    ],
+                    proptest::prop_oneof![
+                        6 => proptest::strategy::Just(0u32),
+                        1 => proptest::prelude::any::<u32>(),
+                    ],
+                ),
                 1..24,
             ),
             data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
             ipfix in proptest::prelude::any::<bool>(),
         ) {
-            let mut t = vec![1u8, 0];
-            t.extend_from_slice(&(fields.len() as u16).to_be_bytes());
-            for (id, len) in &fields {
-                t.extend_from_slice(&id.to_be_bytes());
-                t.extend_from_slice(&len.to_be_bytes());
-            }
+            let t = template_bytes(&fields, ipfix);
             let def = template_records(&t, ipfix, false).next().unwrap().unwrap();
-            let tpl = Template::from_def(&def).unwrap();
+            let Ok(tpl) = Template::from_def(&def) else {
+                return Ok(());
+            };
+            let mut recs = tpl.records(&data);
             let mut n = 0;
-            for r in tpl.records(&data) {
-                proptest::prop_assert_eq!(r.to_flow(), walked(&r));
+            for r in recs.by_ref() {
+                proptest::prop_assert_eq!(r.to_flow(), r.to_flow_walked());
                 n += 1;
             }
-            proptest::prop_assert_eq!(n, data.len() / tpl.min_record_len());
+            if !tpl.varlen {
+                // Every fixed-length template gets a plan, but those with several rate
+                // elements, records shorter than a load, or fields past any record.
+                let rates = tpl
+                    .fields()
+                    .iter()
+                    .filter(|f| f.enterprise == 0 && matches!(f.id, 34 | 50 | 305))
+                    .count();
+                proptest::prop_assert!(
+                    tpl.plan.is_some()
+                        || rates > 1
+                        || tpl.min_record_len() < 8
+                        || tpl.min_record_len() > usize::from(u16::MAX)
+                );
+                proptest::prop_assert_eq!(n, data.len() / tpl.min_record_len());
+                proptest::prop_assert_eq!(recs.error(), None);
+            }
         }
     }
 
