@@ -25,9 +25,8 @@
 //! too: exact at width 1, else all of that bucket counted as above) and the bucket is neither
 //! the first (counts below `2^b`, and untracked zeros) nor the last (counts `≥ 64·2^b`).
 //! Otherwise (no previous `d`, a distribution that moved far) it selects the `k`-th largest
-//! count. The two measures only share storage and purge times: an
-//! entry lives while either measure tracks it. With `W` the total weight of a measure and
-//! `c = k = ⌈capacity/4⌉`:
+//! count. The two measures only share storage and purge times: an entry lives while either
+//! measure tracks it. With `W` the total weight of a measure and `c = k = ⌈capacity/4⌉`:
 //!
 //! * `count ≤ true ≤ count + offset = estimate` for tracked keys, `true ≤ offset` otherwise
 //!   (a purge takes at most `d` from any key),
