@@ -84,7 +84,6 @@ pub struct DualTop<K> {
     table: Vec<u32>,
     len: [usize; 2],
     offset: [u64; 2],
-    total: [u64; 2],
     /// Each measure's subtrahend at the previous purge (0: none yet), tried first.
     last_d: [u64; 2],
 }
@@ -168,7 +167,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             table: Vec::new(),
             len: [0; 2],
             offset: [0; 2],
-            total: [0; 2],
             last_d: [0; 2],
         }
     }
@@ -180,13 +178,10 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         if w == [0, 0] {
             return;
         }
-        self.total[0] = self.total[0].saturating_add(w[0]);
-        self.total[1] = self.total[1].saturating_add(w[1]);
         self.add_counted(key, hash as u32, w);
     }
 
-    /// Adds counted weight (not `[0, 0]`) without touching the totals (shared by insert
-    /// and merge).
+    /// Adds weight (not `[0, 0]`; shared by insert and merge).
     #[inline(always)]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
         let (found, vacant) = self.probe(key, hash);
@@ -497,22 +492,18 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         self.offset[m & 1]
     }
 
-    /// Total weight inserted in measure `m` (including merged summaries).
-    #[must_use]
-    pub fn total_weight(&self, m: usize) -> u64 {
-        self.total[m & 1]
-    }
-
     /// Keys tracked by measure `m`.
     #[must_use]
     pub fn len(&self, m: usize) -> usize {
         self.len[m & 1]
     }
 
-    /// True when nothing was inserted (or merged in).
+    /// True when nothing was inserted (or merged in). Whatever was inserted is still
+    /// tracked or, once purged, in an offset: a key is dropped only when every count it
+    /// had was subtracted, by a purge that then added at least that much to the offsets.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.total == [0, 0]
+        self.entries.is_empty() && self.offset == [0, 0]
     }
 
     /// Merges `other` into `self` (see the module documentation for the bound).
@@ -524,7 +515,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         }
         for m in 0..2 {
             self.offset[m] = self.offset[m].saturating_add(other.offset[m]);
-            self.total[m] = self.total[m].saturating_add(other.total[m]);
         }
     }
 }
@@ -543,6 +533,7 @@ mod tests {
     fn counts_exactly_until_full_then_purges_both_measures() {
         // Capacity 4: a purge subtracts each measure's largest count (k = 1).
         let mut t: DualTop<u16> = DualTop::with_capacity(4);
+        assert!(t.is_empty());
         t.insert(&1, h(1), [10, 1]);
         t.insert(&2, h(2), [20, 0]);
         t.insert(&3, h(3), [30, 2]);
@@ -557,7 +548,7 @@ mod tests {
         assert_eq!(t.top(0, 9), vec![(5, 37)]);
         assert_eq!(t.top(1, 9), vec![(5, 5)]);
         assert_eq!((t.len(0), t.len(1)), (1, 1));
-        assert_eq!((t.total_weight(0), t.total_weight(1)), (73, 8));
+        assert!(!t.is_empty());
         // Capacity 8 (k = 2, s = 3): no previous subtrahend, so each measure subtracts its
         // second largest count: bytes 700 (key 7 stays), packets 1 (none stays).
         let mut t: DualTop<u16> = DualTop::with_capacity(8);
@@ -746,10 +737,11 @@ mod tests {
                 }
             }
             d.merge(&e);
+            let all: u64 = truth.iter().flat_map(|t| t.values()).sum();
+            prop_assert_eq!(d.is_empty(), all == 0);
             let c = cap.div_ceil(4) as u64;
             for m in 0..2 {
                 let w: u64 = truth[m].values().sum();
-                prop_assert_eq!(d.total_weight(m), w);
                 prop_assert!(d.max_error(m) * c <= w);
                 prop_assert!(d.len(m) <= cap);
                 let top: BTreeMap<u16, u64> = d.top(m, usize::MAX).into_iter().collect();
