@@ -8,13 +8,25 @@
 //! Each measure `m` is a weighted Misra–Gries summary of at most `capacity` keys with a batch
 //! purge: a key tracked in `m` adds its weight; a new key, when `capacity` keys are already
 //! tracked in a measure it has weight in, first purges *both* measures in one pass: each
-//! measure subtracts its `k`-th largest count `d`, `k = ⌈capacity/4⌉` (0 when it tracks fewer
-//! than `k` keys), from all its counts, counts that reach 0 are dropped and `d` is added to the
-//! measure's offset. A purge leaves at most `k - 1` keys in a full measure: it frees at least
-//! three quarters, so purges (a selection and a pass over the entries each) come a third less
-//! often than with a median purge, and one pass serves both measures. The two measures only
-//! share storage and purge times: an entry lives while either measure tracks it. With `W` the
-//! total weight of a measure and `c = k = ⌈capacity/4⌉`:
+//! measure subtracts a count `d` from all its counts, counts that reach 0 are dropped and `d`
+//! is added to the measure's offset. With `k = ⌈capacity/4⌉` and
+//! `s = min(max(k, ⌊3·capacity/8⌋), capacity - 1)`, `d` is any count with
+//!
+//! * `#{count ≥ d} ≥ k`: at least `k` keys lose all of `d` (the bound below), and
+//! * `#{count > d} ≤ s`: at most `s` keys survive, so a full measure frees at least five
+//!   eighths of its keys and purges stay rare (the exact `k`-th largest count leaves `k - 1`),
+//!
+//! or 0 when the measure tracks fewer than `k` keys (nothing to subtract). The exact `k`-th
+//! largest count fits, but selecting it costs a gather and a partition per purge; instead one
+//! counting pass makes a histogram of each measure's counts in 64 buckets of width
+//! `2^b ≤ max(1, g/16)`, `g` the measure's previous `d` (the counts at one purge look much
+//! like those at the previous one), and `d` is the lower edge of the highest bucket where the
+//! counts from the top reach `k`, if at most `s` counts lie above it (bucket edges are counts
+//! too: exact at width 1, else all of that bucket counted as above) and the bucket is neither
+//! the first (counts below `2^b`, and untracked zeros) nor the last (counts `≥ 64·2^b`).
+//! Otherwise (no previous `d`, a distribution that moved far) it selects the `k`-th largest
+//! count. The two measures only share storage and purge times: an entry lives while either
+//! measure tracks it. With `W` the total weight of a measure and `c = k = ⌈capacity/4⌉`:
 //!
 //! * `count ≤ true ≤ count + offset = estimate` for tracked keys, `true ≤ offset` otherwise
 //!   (a purge takes at most `d` from any key),
@@ -29,12 +41,14 @@
 //!
 //! # Layout
 //!
-//! Entries are a dense array (never moved, freed slots reused) indexed by an open-addressing
+//! Entries are a dense array of the keys some measure tracks, indexed by an open-addressing
 //! table of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, so
 //! probes are short and a tag match almost always is the key: one table word and one entry
-//! per lookup. A purge rebuilds the table in the pass that subtracts (no tombstones). Nothing is
-//! allocated after the first insertion (but the thread's purge scratch the first time a
-//! larger capacity purges): at most `2 · capacity` entries exist.
+//! per lookup. A new key is appended. A purge compacts the survivors to the front (in their
+//! order) and rebuilds the table in the pass that subtracts (no tombstones, no free list),
+//! so the array stays as short as the tracked keys and the next new keys land beside each
+//! other. Nothing is allocated after the first insertion (but the thread's purge scratch the
+//! first time a larger capacity selects): at most `2 · capacity` entries exist.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -42,10 +56,10 @@ use std::cmp::Ordering;
 /// Largest capacity per measure: entry indices (plus one) fit in the table word's 16 bits.
 pub const MAX_CAPACITY: usize = 8192;
 
-/// One key tracked by at least one measure, or a free slot (both counts 0). A measure
-/// tracks the key exactly when its count is not 0: weights added are positive and a purge
-/// keeps only counts above what it subtracts, so no separate flag is needed (and a purge is
-/// one branch-free saturating subtraction per entry).
+/// One key tracked by at least one measure. A measure tracks the key exactly when its
+/// count is not 0: weights added are positive and a purge keeps only counts above what it
+/// subtracts, so no separate flag is needed (and a purge is one branch-free saturating
+/// subtraction per entry).
 #[derive(Clone, Copy, Debug)]
 struct Entry<K> {
     key: K,
@@ -59,23 +73,82 @@ struct Entry<K> {
 #[derive(Clone, Debug)]
 pub struct DualTop<K> {
     capacity: usize,
-    /// `⌈capacity/4⌉`: the rank, from the top, of the count a purge subtracts.
+    /// `⌈capacity/4⌉`: keys a purge's subtrahend must not exceed the count of.
     keep: usize,
+    /// `min(max(keep, ⌊3·capacity/8⌋), capacity - 1)`: most keys a purge may leave in a
+    /// measure.
+    most: usize,
+    /// Tracked keys, in insertion order but for purges (which compact them).
     entries: Vec<Entry<K>>,
-    free: Vec<u32>,
     /// `tag << 16 | (entry index + 1)`, 0 = empty.
     table: Vec<u32>,
     len: [usize; 2],
     offset: [u64; 2],
-    total: [u64; 2],
+    /// Each measure's subtrahend at the previous purge (0: none yet), tried first.
+    last_d: [u64; 2],
 }
 
 thread_local! {
-    /// The purge's selection space, shared by every summary of a thread: a purge is
+    /// The purge's selection space, shared by every summary of a thread: a selection is
     /// rare and needs `2 · capacity` counts for a moment; one buffer that stays in cache
     /// serves them all, instead of one per summary (8 KiB at capacity 512) that is cold
     /// whenever it is used.
     static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buckets of a purge's count histogram.
+const BUCKETS: usize = 64;
+
+/// The bucket width (as a shift) of a purge's count histogram for previous subtrahend `g`:
+/// the largest power of two at most `max(1, g/16)`, so 64 buckets span at least `2g`.
+#[inline]
+fn bucket_shift(g: u64) -> u32 {
+    (g >> 4).max(1).ilog2()
+}
+
+/// The subtrahend a count histogram `h` (bucket shift `shift`) shows, if it fits the window
+/// (see the module documentation).
+#[inline]
+fn from_histogram(h: &[u32; BUCKETS], shift: u32, keep: usize, most: usize) -> Option<u64> {
+    let mut cum = 0;
+    for b in (1..BUCKETS).rev() {
+        let above = cum;
+        cum += h.get(b).map_or(0, |&n| n as usize);
+        if cum >= keep {
+            // The top bucket is open-ended: its lower edge may be far below the k-th count.
+            if b == BUCKETS - 1 {
+                return None;
+            }
+            // At width 1 the bucket is one count: exactly `above` counts exceed it.
+            let gt = if shift == 0 { above } else { cum };
+            return (gt <= most).then_some((b as u64) << shift);
+        }
+    }
+    None
+}
+
+/// What a purge subtracts from a measure with tracked counts `counts` (the others 0) and
+/// previous subtrahend `guess`: see the module documentation. The plain rule, for the
+/// summary's tests.
+#[cfg(test)]
+fn subtrahend_rule(counts: &[u64], keep: usize, most: usize, guess: u64) -> u64 {
+    let tracked: Vec<u64> = counts.iter().copied().filter(|&c| c != 0).collect();
+    if tracked.len() < keep {
+        return 0;
+    }
+    if guess != 0 {
+        let shift = bucket_shift(guess);
+        let mut h = [0u32; BUCKETS];
+        for &c in &tracked {
+            h[((c >> shift) as usize).min(BUCKETS - 1)] += 1;
+        }
+        if let Some(d) = from_histogram(&h, shift, keep, most) {
+            return d;
+        }
+    }
+    let mut v = tracked;
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v[keep - 1]
 }
 
 impl<K: Copy + Eq + Ord> DualTop<K> {
@@ -84,15 +157,17 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.clamp(1, MAX_CAPACITY);
+        let keep = capacity.div_ceil(4);
         Self {
             capacity,
-            keep: capacity.div_ceil(4),
+            keep,
+            // Below the capacity, so that a purge makes room (capacity 1: keep nothing).
+            most: keep.max(capacity * 3 / 8).min(capacity - 1),
             entries: Vec::new(),
-            free: Vec::new(),
             table: Vec::new(),
             len: [0; 2],
             offset: [0; 2],
-            total: [0; 2],
+            last_d: [0; 2],
         }
     }
 
@@ -103,12 +178,10 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         if w == [0, 0] {
             return;
         }
-        self.total[0] = self.total[0].saturating_add(w[0]);
-        self.total[1] = self.total[1].saturating_add(w[1]);
         self.add_counted(key, hash as u32, w);
     }
 
-    /// Adds counted weight without touching the totals (shared by insert and merge).
+    /// Adds weight (not `[0, 0]`; shared by insert and merge).
     #[inline(always)]
     fn add_counted(&mut self, key: &K, hash: u32, w: [u64; 2]) {
         let (found, vacant) = self.probe(key, hash);
@@ -130,22 +203,12 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             // A new key and room in every measure it has weight in (with many distinct
             // keys, the usual case): a fresh entry in the table word where the lookup
             // ended, no purge to consider.
-            self.track_new(key, hash, w, vacant);
+            self.alloc_at(key, hash, w, vacant);
+            self.len[0] += usize::from(w[0] != 0);
+            self.len[1] += usize::from(w[1] != 0);
             return;
         }
         self.add_new(key, hash, w, found);
-    }
-
-    /// A fresh entry for `key` with counts `w`, where every measure `w` has weight in has
-    /// room for it.
-    #[inline(always)]
-    fn track_new(&mut self, key: &K, hash: u32, w: [u64; 2], vacant: usize) {
-        let i = self.alloc_at(key, hash, vacant);
-        if let Some(e) = self.entries.get_mut(i) {
-            e.count = w;
-        }
-        self.len[0] += usize::from(w[0] != 0);
-        self.len[1] += usize::from(w[1] != 0);
     }
 
     /// The key is new to at least one measure it has weight in: purges as needed, then
@@ -156,7 +219,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             let cap = self.capacity;
             self.table = vec![0; (4 * cap).next_power_of_two()];
             self.entries.reserve_exact(2 * cap);
-            self.free.reserve_exact(2 * cap);
         }
         // `found` is the caller's lookup of the same key in the same state.
         let mut idx = found;
@@ -165,16 +227,16 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             w[m] != 0 && self.len[m] >= self.capacity && entry.is_none_or(|e| e.count[m] == 0)
         });
         if due {
-            // Afterwards no measure is full: the full ones keep fewer than `keep` keys.
+            // Afterwards no measure is full: the full ones keep at most `most` keys.
             self.purge();
-            // The purge may have freed the key's entry or moved it in the table.
+            // The purge may have dropped the key's entry or moved it.
             idx = self.probe(key, hash).0;
         }
         let i = match idx {
             Some(i) => i,
             None => {
                 let vacant = self.probe(key, hash).1;
-                self.alloc_at(key, hash, vacant)
+                self.alloc_at(key, hash, [0, 0], vacant)
             }
         };
         if let Some(e) = self.entries.get_mut(i) {
@@ -202,12 +264,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             .unwrap_or(0);
         let i = ((t & 0xFFFF) as usize).wrapping_sub(1);
         let c = self.entries.get(i).map_or(0, |e| e.count[0]);
-        // The next free entry, which a new key takes.
-        let f = self
-            .free
-            .last()
-            .and_then(|&f| self.entries.get(f as usize))
-            .map_or(0, |e| e.count[1]);
+        // The last entry, beside which a new key is appended.
+        let f = self.entries.last().map_or(0, |e| e.count[1]);
         u64::from(t) ^ c ^ f
     }
 
@@ -239,6 +297,7 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     }
 
     /// Puts entry `i` (hash `hash`) in the table.
+    #[inline(always)]
     fn place(table: &mut [u32], hash: u32, i: usize) {
         let mask = table.len().wrapping_sub(1);
         let mut pos = hash as usize & mask;
@@ -254,27 +313,16 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         }
     }
 
-    /// A fresh entry (tracked nowhere yet) for `key`, put in table word `vacant`: the empty
+    /// Appends an entry for `key` with counts `w`, put in table word `vacant`: the empty
     /// word where a lookup of `key` in the current table ended.
     #[inline(always)]
-    fn alloc_at(&mut self, key: &K, hash: u32, vacant: usize) -> usize {
-        let e = Entry {
+    fn alloc_at(&mut self, key: &K, hash: u32, w: [u64; 2], vacant: usize) -> usize {
+        let i = self.entries.len();
+        self.entries.push(Entry {
             key: *key,
             hash,
-            count: [0; 2],
-        };
-        let i = match self.free.pop() {
-            Some(i) if (i as usize) < self.entries.len() => {
-                if let Some(slot) = self.entries.get_mut(i as usize) {
-                    *slot = e;
-                }
-                i as usize
-            }
-            _ => {
-                self.entries.push(e);
-                self.entries.len() - 1
-            }
-        };
+            count: w,
+        });
         match self.table.get_mut(vacant) {
             // i < 2 · MAX_CAPACITY < 2^16: the index fits beside the tag.
             Some(t) if *t == 0 => *t = (hash >> 16) << 16 | (i as u32 + 1),
@@ -284,14 +332,50 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         i
     }
 
-    /// The `keep`-th largest count of each measure (what a purge subtracts from it), or 0
-    /// for a measure that tracks fewer than `keep` keys (nothing to subtract).
-    fn kth_largest(&self) -> [u64; 2] {
-        SCRATCH.with_borrow_mut(|scratch| self.kth_largest_in(scratch))
+    /// What the purge subtracts from each measure (see the module documentation): read from
+    /// a histogram of its counts when that shows one in the window, else its `keep`-th
+    /// largest count.
+    // Measure indices address the histograms, the shifts and the results at once.
+    #[allow(clippy::needless_range_loop)]
+    fn subtrahends(&self) -> [u64; 2] {
+        let shift = self.last_d.map(bucket_shift);
+        // One pass, no branch: bucket 0 takes the zeros (and the smallest counts), the last
+        // bucket everything above the histogram's span.
+        let mut h = [[0u32; BUCKETS]; 2];
+        for e in &self.entries {
+            for m in 0..2 {
+                let b = ((e.count[m] >> shift[m]) as usize).min(BUCKETS - 1);
+                if let Some(n) = h[m].get_mut(b) {
+                    *n += 1;
+                }
+            }
+        }
+        let mut d = [0; 2];
+        let mut select = [false; 2];
+        for m in 0..2 {
+            if self.len[m] < self.keep {
+                continue;
+            }
+            match from_histogram(&h[m], shift[m], self.keep, self.most) {
+                Some(x) if self.last_d[m] != 0 => d[m] = x,
+                _ => select[m] = true,
+            }
+        }
+        if select != [false, false] {
+            let r = SCRATCH.with_borrow_mut(|scratch| self.kth_largest_in(scratch, select));
+            for m in 0..2 {
+                if select[m] {
+                    d[m] = r[m];
+                }
+            }
+        }
+        d
     }
 
-    /// [`Self::kth_largest`] with `scratch` as selection space (grown to `2 · capacity`).
-    fn kth_largest_in(&self, scratch: &mut Vec<u64>) -> [u64; 2] {
+    /// The `keep`-th largest count of each measure in `select`, or 0 for a measure that
+    /// tracks fewer than `keep` keys, with `scratch` as selection space (grown to
+    /// `2 · capacity`).
+    fn kth_largest_in(&self, scratch: &mut Vec<u64>, select: [bool; 2]) -> [u64; 2] {
         // Both measures' tracked counts, side by side: at most `capacity` each.
         let half = self.capacity;
         if scratch.len() < 2 * half {
@@ -316,39 +400,57 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
             nb += usize::from(e.count[1] != 0);
         }
         let keep = self.keep;
-        let kth = |v: &mut [u64], n: usize| match v.get_mut(..n) {
-            Some(v) if n >= keep => *v.select_nth_unstable(n - keep).1,
+        let kth = |v: &mut [u64], n: usize, on: bool| match v.get_mut(..n) {
+            Some(v) if on && n >= keep => *v.select_nth_unstable(n - keep).1,
             _ => 0,
         };
-        [kth(a, na), kth(b, nb)]
+        [kth(a, na, select[0]), kth(b, nb, select[1])]
     }
 
-    /// Subtracts from each measure its `keep`-th largest count, untracks the keys that reach
-    /// 0 and adds what it subtracted to the measure's offset; entries tracked nowhere are
-    /// freed. One pass over the entries subtracts and rebuilds the table and the free list
-    /// (always ascending: rebuilt ascending, only popped from the end).
+    /// Subtracts from each measure its subtrahend, untracks the keys that reach 0 and adds
+    /// what it subtracted to the measure's offset; entries tracked nowhere are dropped. One
+    /// pass over the entries subtracts, compacts the survivors and rebuilds the table.
+    // Measure indices address the subtrahends and the per-measure state at once.
+    #[allow(clippy::needless_range_loop)]
     #[inline(never)]
     fn purge(&mut self) {
-        let d = self.kth_largest();
-        for (o, d) in self.offset.iter_mut().zip(d) {
-            *o = o.saturating_add(d);
-        }
-        self.table.fill(0);
-        self.free.clear();
-        let mut len = [0; 2];
-        for (i, e) in self.entries.iter_mut().enumerate() {
-            // Counts above the subtrahend keep the difference, the others (and free slots) 0.
-            e.count[0] = e.count[0].saturating_sub(d[0]);
-            e.count[1] = e.count[1].saturating_sub(d[1]);
-            len[0] += usize::from(e.count[0] != 0);
-            len[1] += usize::from(e.count[1] != 0);
-            if e.count == [0, 0] {
-                // Entries never exceed 2 · MAX_CAPACITY, so the index fits.
-                self.free.push(i as u32);
-            } else {
-                Self::place(&mut self.table, e.hash, i);
+        let d = self.subtrahends();
+        for m in 0..2 {
+            self.offset[m] = self.offset[m].saturating_add(d[m]);
+            if d[m] != 0 {
+                self.last_d[m] = d[m];
             }
         }
+        // Local slices: the stores below cannot move the vectors, so their buffers and
+        // lengths stay in registers.
+        let table = self.table.as_mut_slice();
+        table.fill(0);
+        let entries = self.entries.as_mut_slice();
+        let mut len = [0; 2];
+        let mut j = 0;
+        for i in 0..entries.len() {
+            let Some(e) = entries.get(i) else {
+                break;
+            };
+            // Counts above the subtrahend keep the difference, the others 0.
+            let c = [
+                e.count[0].saturating_sub(d[0]),
+                e.count[1].saturating_sub(d[1]),
+            ];
+            if c[0] | c[1] != 0 {
+                // Only survivors are counted (most entries are dropped). They move down in
+                // order: the `j`-th is at index `j <= i`.
+                len[0] += usize::from(c[0] != 0);
+                len[1] += usize::from(c[1] != 0);
+                let e = Entry { count: c, ..*e };
+                if let Some(s) = entries.get_mut(j) {
+                    *s = e;
+                }
+                Self::place(table, e.hash, j);
+                j += 1;
+            }
+        }
+        self.entries.truncate(j);
         self.len = len;
     }
 
@@ -390,22 +492,18 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         self.offset[m & 1]
     }
 
-    /// Total weight inserted in measure `m` (including merged summaries).
-    #[must_use]
-    pub fn total_weight(&self, m: usize) -> u64 {
-        self.total[m & 1]
-    }
-
     /// Keys tracked by measure `m`.
     #[must_use]
     pub fn len(&self, m: usize) -> usize {
         self.len[m & 1]
     }
 
-    /// True when nothing was inserted (or merged in).
+    /// True when nothing was inserted (or merged in). Whatever was inserted is still
+    /// tracked or, once purged, in an offset: a key is dropped only when every count it
+    /// had was subtracted, by a purge that then added at least that much to the offsets.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.total == [0, 0]
+        self.entries.is_empty() && self.offset == [0, 0]
     }
 
     /// Merges `other` into `self` (see the module documentation for the bound).
@@ -417,7 +515,6 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         }
         for m in 0..2 {
             self.offset[m] = self.offset[m].saturating_add(other.offset[m]);
-            self.total[m] = self.total[m].saturating_add(other.total[m]);
         }
     }
 }
@@ -436,6 +533,7 @@ mod tests {
     fn counts_exactly_until_full_then_purges_both_measures() {
         // Capacity 4: a purge subtracts each measure's largest count (k = 1).
         let mut t: DualTop<u16> = DualTop::with_capacity(4);
+        assert!(t.is_empty());
         t.insert(&1, h(1), [10, 1]);
         t.insert(&2, h(2), [20, 0]);
         t.insert(&3, h(3), [30, 2]);
@@ -450,32 +548,61 @@ mod tests {
         assert_eq!(t.top(0, 9), vec![(5, 37)]);
         assert_eq!(t.top(1, 9), vec![(5, 5)]);
         assert_eq!((t.len(0), t.len(1)), (1, 1));
-        assert_eq!((t.total_weight(0), t.total_weight(1)), (73, 8));
-        // Capacity 8 (k = 2): the second largest is subtracted, the largest key stays.
+        assert!(!t.is_empty());
+        // Capacity 8 (k = 2, s = 3): no previous subtrahend, so each measure subtracts its
+        // second largest count: bytes 700 (key 7 stays), packets 1 (none stays).
         let mut t: DualTop<u16> = DualTop::with_capacity(8);
         for k in 0..8u16 {
-            t.insert(&k, h(k), [u64::from(k) + 1, 1]);
+            t.insert(&k, h(k), [(u64::from(k) + 1) * 100, 1]);
         }
-        t.insert(&100, h(100), [4, 4]);
-        assert_eq!(t.max_error(0), 7);
-        assert_eq!(t.max_error(1), 1);
-        assert_eq!(
-            t.top(0, 9),
-            vec![(7, 8), (100, 11)]
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-        );
+        t.insert(&100, h(100), [400, 4]);
+        assert_eq!((t.max_error(0), t.max_error(1)), (700, 1));
+        assert_eq!(t.top(0, 9), vec![(100, 1100), (7, 800)]);
         assert_eq!(t.top(1, 9), vec![(100, 5)]);
+        assert_eq!((t.len(0), t.len(1)), (2, 1));
+        // Six more keys fill measure 0 again: counts 100, 400, 50, 60, 900, 1000, 1250, 90.
+        // Buckets of 32 (700/16 rounded down to a power of two): 1250 and 1000 reach k = 2
+        // in bucket 31, so 992 (not the exact 1000) is subtracted; two counts lie above it.
+        for (k, b) in (200..206u16).zip([50, 60, 900, 1000, 1250, 90]) {
+            t.insert(&k, h(k), [b, 1]);
+        }
+        t.insert(&300, h(300), [1, 1]);
+        assert_eq!(t.max_error(0), 1692);
+        assert_eq!(t.top(0, 9), vec![(204, 1950), (203, 1700), (300, 1693)]);
+        // Packets: counts 4 and six 1s, width-1 buckets: the exact second largest, 1.
+        assert_eq!(t.max_error(1), 2);
+        assert_eq!(t.top(1, 9), vec![(100, 5), (300, 3)]);
+    }
+
+    #[test]
+    fn subtrahend_rule_keeps_the_window() {
+        // keep 2, most 3.
+        let small = [5, 0, 9, 1, 7, 7, 3, 0, 2];
+        // No previous subtrahend: the exact second largest; width-1 buckets find it too.
+        assert_eq!(subtrahend_rule(&small, 2, 3, 0), 7);
+        assert_eq!(subtrahend_rule(&small, 2, 3, 6), 7);
+        let large = [500, 0, 900, 100, 700, 720, 300, 0, 200];
+        assert_eq!(subtrahend_rule(&large, 2, 3, 0), 720);
+        // Width 32 (previous 700): 900 and 720 reach two in bucket 22, lower edge 704.
+        assert_eq!(subtrahend_rule(&large, 2, 3, 700), 704);
+        // The previous subtrahend far too small (the top bucket) or far too large (the
+        // first bucket): the exact selection.
+        assert_eq!(subtrahend_rule(&large, 2, 3, 10), 720);
+        assert_eq!(subtrahend_rule(&[10, 20, 30], 2, 2, 2000), 20);
+        // Too many in the bucket (k = 1, s = 1: 720, 710, 705 share bucket 22).
+        assert_eq!(subtrahend_rule(&[700, 710, 705, 720], 1, 1, 700), 720);
+        // Fewer than `keep` tracked: nothing.
+        assert_eq!(subtrahend_rule(&[0, 4, 0], 2, 3, 4), 0);
     }
 
     /// The algorithm of the module documentation, written plainly: one ordered map of counts
-    /// per measure, the purge a sort.
+    /// per measure, the subtrahend by [`subtrahend_rule`] (a sort).
     #[derive(Default)]
     struct Model {
         cap: usize,
         counts: [BTreeMap<u16, u64>; 2],
         offset: [u64; 2],
+        last_d: [u64; 2],
     }
 
     impl Model {
@@ -487,10 +614,16 @@ mod tests {
             });
             if due {
                 let keep = self.cap.div_ceil(4);
+                let most = keep.max(self.cap * 3 / 8).min(self.cap - 1);
                 for m in 0..2 {
-                    let mut v: Vec<u64> = self.counts[m].values().copied().collect();
-                    v.sort_unstable_by(|a, b| b.cmp(a));
-                    let d = v.get(keep - 1).copied().unwrap_or(0);
+                    let v: Vec<u64> = self.counts[m].values().copied().collect();
+                    let d = subtrahend_rule(&v, keep, most, self.last_d[m]);
+                    // The window: at least `keep` lose all of `d`, at most `most` survive.
+                    if d != 0 {
+                        assert!(v.iter().filter(|&&c| c >= d).count() >= keep);
+                        assert!(v.iter().filter(|&&c| c > d).count() <= most);
+                        self.last_d[m] = d;
+                    }
                     self.offset[m] += d;
                     self.counts[m].retain(|_, c| {
                         *c = c.saturating_sub(d);
@@ -604,10 +737,11 @@ mod tests {
                 }
             }
             d.merge(&e);
+            let all: u64 = truth.iter().flat_map(|t| t.values()).sum();
+            prop_assert_eq!(d.is_empty(), all == 0);
             let c = cap.div_ceil(4) as u64;
             for m in 0..2 {
                 let w: u64 = truth[m].values().sum();
-                prop_assert_eq!(d.total_weight(m), w);
                 prop_assert!(d.max_error(m) * c <= w);
                 prop_assert!(d.len(m) <= cap);
                 let top: BTreeMap<u16, u64> = d.top(m, usize::MAX).into_iter().collect();
