@@ -89,6 +89,24 @@ impl Cardinality {
         }
     }
 
+    /// Asks for the memory that `insert_hash(hash)` will touch (a register, or the exact
+    /// set's first probe), so that a caller updating many sketches can overlap their cache
+    /// misses: see [`crate::prefetch`]. Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        match &self.repr {
+            Repr::Dense(regs) => {
+                let idx = (hash >> Q) as usize & (REGISTERS - 1);
+                crate::prefetch::prefetch(regs.as_ptr().wrapping_add(idx));
+            }
+            Repr::Sparse(set) if !set.slots.is_empty() => {
+                let mask = set.slots.len() - 1;
+                crate::prefetch::prefetch(set.slots.as_ptr().wrapping_add(hash as usize & mask));
+            }
+            Repr::Sparse(_) => {}
+        }
+    }
+
     /// [`Cardinality::insert_hash`] while the sketch holds the exact set: adds the hash, and
     /// switches to registers when a new one would pass [`SPARSE_LIMIT`].
     #[inline(never)]

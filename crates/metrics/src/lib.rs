@@ -8,6 +8,7 @@
 pub mod cardinality;
 pub mod dense;
 pub mod hash;
+pub mod prefetch;
 pub mod quantiles;
 pub mod rate;
 pub mod topn;

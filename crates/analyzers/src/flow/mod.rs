@@ -264,21 +264,26 @@ impl Default for Interface {
 }
 
 impl Interface {
-    /// Touches the sketch slots a record with `k` updates (see [`DualTop::warm`]).
-    fn warm(&self, dir: usize, k: &Keys) -> u64 {
-        let mut x = 0;
+    /// Asks for what a record with keys `k` will touch on side `dir` (see [`Pipeline`]):
+    /// the table words and append places of the top-N sketches, and the cardinality
+    /// registers.
+    fn prefetch_slots(&self, dir: usize, k: &Keys) {
         if let Some(t) = self.tops.get(dir) {
-            x ^= t.src_ips.warm(k.src_h)
-                ^ t.dst_ips.warm(k.dst_h)
-                ^ t.src_ports.warm(k.src_port_h)
-                ^ t.dst_ports.warm(k.dst_port_h)
-                ^ t.src_ip_ports.warm(k.src_ip_port_h)
-                ^ t.dst_ip_ports.warm(k.dst_ip_port_h);
+            t.src_ips.prefetch_slot(k.src_h);
+            t.dst_ips.prefetch_slot(k.dst_h);
+            t.src_ports.prefetch_slot(k.src_port_h);
+            t.dst_ports.prefetch_slot(k.dst_port_h);
+            t.src_ip_ports.prefetch_slot(k.src_ip_port_h);
+            t.dst_ip_ports.prefetch_slot(k.dst_ip_port_h);
         }
+        self.src_ips_in.prefetch(k.src_h);
+        self.dst_ips_out.prefetch(k.dst_h);
+        self.src_ports_in.prefetch(k.src_port_h);
+        self.dst_ports_out.prefetch(k.dst_port_h);
         if let Some((_, h)) = &k.conv {
-            x ^= self.top_conversations.warm(*h);
+            self.top_conversations.prefetch_slot(*h);
+            self.conversations.prefetch(*h);
         }
-        x
     }
 
     fn merge(&mut self, o: &Self) {
@@ -495,6 +500,8 @@ pub struct FlowHandler {
     pub window_config: WindowConfig,
     pub window: Window<FlowBucket>,
     decoder: FlowDecoder,
+    /// Decoded records not yet counted (empty between datagrams).
+    pipeline: Pipeline,
 }
 
 impl FlowHandler {
@@ -588,6 +595,7 @@ impl FlowHandler {
             window_config,
             window: Window::new(usize::from(window_config.num_periods)),
             decoder: FlowDecoder::new(limits.max_templates),
+            pipeline: Pipeline::default(),
         })
     }
 
@@ -600,14 +608,20 @@ impl FlowHandler {
             filters,
             scaling,
             limits,
+            pipeline,
             ..
         } = self;
         let bucket = window.live();
+        let c = Counting {
+            g: *groups,
+            filters,
+            scaling: *scaling,
+            limits: *limits,
+        };
         decoder.decode(input, exporter, payload, &mut |ev| match ev {
-            decode::Event::Record(device, r) => {
-                on_record(bucket, *groups, filters, *scaling, *limits, device, r)
-            }
+            decode::Event::Record(device, r) => pipeline.push(bucket, c, device, r),
             decode::Event::Health(device, h) => {
+                pipeline.drain(bucket, c);
                 if let Some(d) = device_mut(bucket, limits.max_devices, device) {
                     d.datagrams += h.datagrams;
                     d.missing_templates += h.missing_templates;
@@ -621,6 +635,7 @@ impl FlowHandler {
             }
             decode::Event::Undecodable => bucket.packet_errors += 1,
         });
+        pipeline.drain(bucket, c);
     }
 
     /// Exports one (merged) bucket in pktvisor's layout.
@@ -1016,7 +1031,7 @@ fn device_mut(b: &mut FlowBucket, max: usize, ip: IpAddr) -> Option<&mut Device>
 /// them (both interface sides, both measures, top-N and cardinality alike). The hashes are
 /// the sketches' own (`hash_bytes` of the address bytes, `hash_u64` of a port), so
 /// cardinalities are what per-sketch hashing gave.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Keys {
     /// Address keys are set when the record has a layer 3.
     src_h: u64,
@@ -1095,16 +1110,97 @@ fn mix_port(ip_h: u64, port: u16) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
-/// Counts one flow record of `device`.
-fn on_record(
-    b: &mut FlowBucket,
+/// The interface sides of record `r`: `(direction, counted, ifIndex)`.
+#[inline]
+fn sides(r: &FlowRecord, filters: &Filters) -> [(usize, bool, u32); 2] {
+    [
+        (IN, filters.dir_in, r.in_if),
+        (OUT, filters.dir_out, r.out_if),
+    ]
+}
+
+/// A record between its decoding and its counting. A record updates two dozen sketches
+/// spread over tens of megabytes (with many interfaces), a cache miss or two each: done one
+/// after another, the misses cost about as much as the counting. So a decoded record waits
+/// until the next one is decoded, and meanwhile asks for what it will touch: the top-N
+/// table words and append places and the cardinality registers
+/// ([`Interface::prefetch_slots`]). Its misses then overlap with the counting of the record
+/// before it. (A second step a record later, the top-N entries the cached table words
+/// point to, measured no faster: most keys of a busy interface are new to it.)
+///
+/// Only the timing changes: records are counted by the same code, in the order they were
+/// decoded, and the waiting record is counted before anything else the decoder reports and
+/// at the end of every datagram, so the state after a datagram is exactly what counting
+/// each record at once gives. Prefetches are hints: a sketch that changed in between (a
+/// purge, a new interface) at worst makes one useless.
+#[derive(Default)]
+struct Pipeline {
+    waiting: Option<Pending>,
+}
+
+/// A decoded record waiting to be counted, with its keys.
+#[derive(Clone, Copy)]
+struct Pending {
+    device: IpAddr,
+    record: FlowRecord,
+    keys: Keys,
+}
+
+/// What [`on_record`] needs besides the bucket and the record.
+#[derive(Clone, Copy)]
+struct Counting<'a> {
     g: Groups,
-    filters: &Filters,
+    filters: &'a Filters,
     scaling: bool,
     limits: FlowLimits,
-    device: IpAddr,
-    r: &FlowRecord,
-) {
+}
+
+impl Pipeline {
+    /// Takes a decoded record: asks for what it will touch, counts the waiting one, and
+    /// leaves this one waiting.
+    #[inline]
+    fn push(&mut self, b: &mut FlowBucket, c: Counting<'_>, device: IpAddr, r: &FlowRecord) {
+        let p = Pending {
+            device,
+            record: *r,
+            keys: Keys::of(r, c.g),
+        };
+        prefetch_slots(b, c.filters, &p);
+        self.drain(b, c);
+        self.waiting = Some(p);
+    }
+
+    /// Counts the waiting record, if any.
+    #[inline]
+    fn drain(&mut self, b: &mut FlowBucket, c: Counting<'_>) {
+        if let Some(p) = self.waiting.take() {
+            on_record(b, c, p.device, &p.record, &p.keys);
+        }
+    }
+}
+
+/// Asks for what a waiting record will touch on both interface sides (nothing where its
+/// device or an interface does not exist yet).
+#[inline]
+fn prefetch_slots(b: &FlowBucket, filters: &Filters, p: &Pending) {
+    let Some((_, d)) = b.device_pos(p.device).and_then(|i| b.devices.get(i)) else {
+        return;
+    };
+    for (dir, on, idx) in sides(&p.record, filters) {
+        if on && let Some((_, i)) = d.slot(idx).and_then(|s| d.interfaces.get(s)) {
+            i.prefetch_slots(dir, &p.keys);
+        }
+    }
+}
+
+/// Counts one flow record of `device`.
+fn on_record(b: &mut FlowBucket, c: Counting<'_>, device: IpAddr, r: &FlowRecord, keys: &Keys) {
+    let Counting {
+        g,
+        filters,
+        scaling,
+        limits,
+    } = c;
     let Some(d) = device_mut(b, limits.max_devices, device) else {
         return;
     };
@@ -1122,37 +1218,15 @@ fn on_record(
         r.bytes.saturating_mul(scale),
         r.packets.saturating_mul(scale),
     ];
-    let keys = Keys::of(r, g);
-    let sides = [
-        (IN, filters.dir_in, r.in_if),
-        (OUT, filters.dir_out, r.out_if),
-    ];
-    // Each side's interface, looked up once.
-    let mut slot = [None; 2];
-    for (dir, on, idx) in sides {
-        if on && let Some(s) = slot.get_mut(dir) {
-            *s = d.slot(idx);
-        }
-    }
-    // Touch every sketch this record updates first, so their cache misses overlap.
-    let mut warm = 0;
-    for (dir, s) in slot.iter().enumerate() {
-        if let Some((_, i)) = s.and_then(|s| d.interfaces.get(s)) {
-            warm ^= i.warm(dir, &keys);
-        }
-    }
-    std::hint::black_box(warm);
     let mut refused = 0;
-    for (dir, on, idx) in sides {
+    for (dir, on, idx) in sides(r, filters) {
         if !on {
             continue;
         }
         if g.top_interfaces {
             d.top_interfaces[dir].insert(&idx, hash_u64(u64::from(idx)), weights);
         }
-        // A side whose interface was new may find it created by the other side (same
-        // ifIndex in and out).
-        let pos = match slot.get(dir).copied().flatten().or_else(|| d.slot(idx)) {
+        let pos = match d.slot(idx) {
             Some(p) => p,
             None if d.interfaces.len() >= limits.max_interfaces => {
                 refused += 1;
@@ -1166,7 +1240,7 @@ fn on_record(
         // Cardinalities once per interface: a record whose input and output interface are
         // the same touches it once.
         let first = dir == IN || !filters.dir_in || r.in_if != r.out_if;
-        account(iface, g, dir, r, weights, first, &keys);
+        account(iface, g, dir, r, weights, first, keys);
     }
     b.interfaces_refused += refused;
 }
