@@ -1135,7 +1135,12 @@ fn sides(r: &FlowRecord, filters: &Filters) -> [(usize, bool, u32); 2] {
 /// purge, a new interface) at worst makes one useless.
 #[derive(Default)]
 struct Pipeline {
-    waiting: Option<Pending>,
+    /// The record being taken and the one waiting (in place: a record with its keys is a
+    /// few hundred bytes, and each copy of it was a `memcpy` call per record).
+    slots: [Pending; 2],
+    /// The slot the next record is written to; the other holds the waiting record if any.
+    next: usize,
+    waiting: bool,
 }
 
 /// A decoded record waiting to be counted, with its keys.
@@ -1144,6 +1149,16 @@ struct Pending {
     device: IpAddr,
     record: FlowRecord,
     keys: Keys,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self {
+            device: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            record: FlowRecord::default(),
+            keys: Keys::default(),
+        }
+    }
 }
 
 /// What [`on_record`] needs besides the bucket and the record.
@@ -1160,22 +1175,33 @@ impl Pipeline {
     /// leaves this one waiting.
     #[inline]
     fn push(&mut self, b: &mut FlowBucket, c: Counting<'_>, device: IpAddr, r: &FlowRecord) {
-        let p = Pending {
-            device,
-            record: *r,
-            keys: Keys::of(r, c.g),
-        };
-        prefetch_slots(b, c.filters, &p);
-        self.drain(b, c);
-        self.waiting = Some(p);
+        let (this, other) = (self.next & 1, !self.next & 1);
+        if let Some(p) = self.slots.get_mut(this) {
+            p.device = device;
+            p.record = *r;
+            p.keys = Keys::of(r, c.g);
+        }
+        if let Some(p) = self.slots.get(this) {
+            prefetch_slots(b, c.filters, p);
+        }
+        if self.waiting
+            && let Some(p) = self.slots.get(other)
+        {
+            on_record(b, c, p.device, &p.record, &p.keys);
+        }
+        self.waiting = true;
+        self.next = other;
     }
 
     /// Counts the waiting record, if any.
     #[inline]
     fn drain(&mut self, b: &mut FlowBucket, c: Counting<'_>) {
-        if let Some(p) = self.waiting.take() {
+        if self.waiting
+            && let Some(p) = self.slots.get(!self.next & 1)
+        {
             on_record(b, c, p.device, &p.record, &p.keys);
         }
+        self.waiting = false;
     }
 }
 
