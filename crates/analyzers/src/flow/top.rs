@@ -45,7 +45,7 @@
 //! table of `u32` words, `tag << 16 | (index + 1)`, at least four times the capacity, so
 //! probes are short and a tag match almost always is the key: one table word and one entry
 //! per lookup. A new key is appended. A purge compacts the survivors to the front (in their
-//! order) and rebuilds the table in the pass that subtracts (no tombstones, no free list),
+//! order) in the pass that subtracts, then rebuilds the table (no tombstones, no free list),
 //! so the array stays as short as the tracked keys and the next new keys land beside each
 //! other. Nothing is allocated after the first insertion (but the thread's purge scratch the
 //! first time a larger capacity selects): at most `2 · capacity` entries exist.
@@ -97,6 +97,12 @@ thread_local! {
     /// whenever it is used.
     static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Entries ahead of the purge's first pass that it asks the processor for.
+const PURGE_AHEAD: usize = 64;
+
+/// Copies of a purge's histograms that consecutive entries rotate through.
+const HIST_COPIES: usize = 4;
 
 /// Buckets of a purge's count histogram.
 const BUCKETS: usize = 64;
@@ -349,16 +355,32 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
     fn subtrahends(&self) -> [u64; 2] {
         let shift = self.last_d.map(bucket_shift);
         // One pass, no branch: bucket 0 takes the zeros (and the smallest counts), the last
-        // bucket everything above the histogram's span.
-        let mut h = [[0u32; BUCKETS]; 2];
-        for e in &self.entries {
+        // bucket everything above the histogram's span. Consecutive entries count into
+        // different copies of the histograms: counts of one purge crowd into few buckets, and
+        // increments of one memory word in a row wait for each other.
+        let mut h = [[[0u32; BUCKETS]; 2]; HIST_COPIES];
+        for (i, e) in self.entries.iter().enumerate() {
+            // The entries were written long ago and are far down the cache hierarchy; the
+            // processor's own prefetcher does not keep up with a pass this short. (The
+            // pass below finds them cached.)
+            self.prefetch_at(i + PURGE_AHEAD);
+            let copy = &mut h[i % HIST_COPIES];
             for m in 0..2 {
                 let b = ((e.count[m] >> shift[m]) as usize).min(BUCKETS - 1);
-                if let Some(n) = h[m].get_mut(b) {
+                if let Some(n) = copy[m].get_mut(b) {
                     *n += 1;
                 }
             }
         }
+        let mut total = [[0u32; BUCKETS]; 2];
+        for copy in &h {
+            for m in 0..2 {
+                for (t, n) in total[m].iter_mut().zip(&copy[m]) {
+                    *t += n;
+                }
+            }
+        }
+        let h = total;
         let mut d = [0; 2];
         let mut select = [false; 2];
         for m in 0..2 {
@@ -418,7 +440,8 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
 
     /// Subtracts from each measure its subtrahend, untracks the keys that reach 0 and adds
     /// what it subtracted to the measure's offset; entries tracked nowhere are dropped. One
-    /// pass over the entries subtracts, compacts the survivors and rebuilds the table.
+    /// pass over the entries subtracts and compacts the survivors, one over the survivors
+    /// rebuilds the table.
     // Measure indices address the subtrahends and the per-measure state at once.
     #[allow(clippy::needless_range_loop)]
     #[inline(never)]
@@ -437,8 +460,11 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
         let entries = self.entries.as_mut_slice();
         let mut len = [0; 2];
         let mut j = 0;
+        // Survival is a coin toss to the branch predictor: every entry is written to the
+        // next free place and only a survivor moves the cursor, so a dropped entry is
+        // overwritten (the `j`-th survivor moves down to index `j <= i`).
         for i in 0..entries.len() {
-            let Some(e) = entries.get(i) else {
+            let Some(&e) = entries.get(i) else {
                 break;
             };
             // Counts above the subtrahend keep the difference, the others 0.
@@ -446,18 +472,16 @@ impl<K: Copy + Eq + Ord> DualTop<K> {
                 e.count[0].saturating_sub(d[0]),
                 e.count[1].saturating_sub(d[1]),
             ];
-            if c[0] | c[1] != 0 {
-                // Only survivors are counted (most entries are dropped). They move down in
-                // order: the `j`-th is at index `j <= i`.
-                len[0] += usize::from(c[0] != 0);
-                len[1] += usize::from(c[1] != 0);
-                let e = Entry { count: c, ..*e };
-                if let Some(s) = entries.get_mut(j) {
-                    *s = e;
-                }
-                Self::place(table, e.hash, j);
-                j += 1;
+            if let Some(s) = entries.get_mut(j) {
+                *s = Entry { count: c, ..e };
             }
+            len[0] += usize::from(c[0] != 0);
+            len[1] += usize::from(c[1] != 0);
+            j += usize::from(c[0] | c[1] != 0);
+        }
+        // The survivors, cached now, go into the cleared table.
+        for (i, e) in entries.iter().take(j).enumerate() {
+            Self::place(table, e.hash, i);
         }
         self.entries.truncate(j);
         self.len = len;
