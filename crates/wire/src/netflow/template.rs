@@ -240,6 +240,9 @@ struct Plan {
     /// the value times 1000.
     start_secs: bool,
     end_secs: bool,
+    /// Every op starts below [`WINDOW_MASK`]: records can be read through a fixed-size
+    /// [`Window`] without a bounds check per load.
+    windowed: bool,
 }
 
 /// One load of a [`Plan`]: the 8 bytes at `start` of the record, big-endian, shifted right
@@ -310,8 +313,16 @@ const S_START: u8 = 19;
 const S_END: u8 = 20;
 const S_RATE: u8 = 21;
 const S_SAMPLER: u8 = 22;
-/// Slot count (a power of two, so a masked index needs no bounds check).
-const SLOTS: usize = 32;
+/// Slot count: every index a `u8` can hold, so indexing by an op's slot needs no check
+/// (the slots of a set's records are zeroed once per set, see [`Flows`]).
+const SLOTS: usize = 256;
+
+/// The bytes a windowed [`Plan`] reads a record from: the record and whatever follows it
+/// in its set (zeros past the set's end). An op's start is masked with [`WINDOW_MASK`], so
+/// its 8-byte load is always inside the window and needs no check.
+type Window = [u8; WINDOW];
+const WINDOW: usize = 72;
+const WINDOW_MASK: usize = WINDOW - 9;
 
 impl Plan {
     /// Compiles the plan of a fixed-length template's fields; `None` when the walk must
@@ -341,6 +352,7 @@ impl Plan {
             time_base: TimeBase::None,
             start_secs: false,
             end_secs: false,
+            windowed: false,
         };
         let mut offset = 0u32;
         let mut k = 0usize;
@@ -428,17 +440,53 @@ impl Plan {
             }
         }
         p.n = k as u16;
+        p.windowed = p.ops[..k]
+            .iter()
+            .all(|op| usize::from(op.start) <= WINDOW_MASK);
         Some(p)
+    }
+
+    /// The ops to run.
+    #[inline(always)]
+    fn ops(&self) -> &[Op] {
+        self.ops.get(..usize::from(self.n)).unwrap_or_default()
     }
 
     /// Decodes one record (exactly the template's record length; shorter ones read zeros).
     #[inline]
     fn run(&self, b: &[u8]) -> FlowRecord {
         let mut s = [0u64; SLOTS];
-        for op in self.ops.get(..usize::from(self.n)).unwrap_or_default() {
+        self.load(&mut s, b);
+        self.build(&s)
+    }
+
+    /// Runs the ops on a record (exactly the template's record length; shorter ones read
+    /// zeros) into the slots they write; the other slots are left as they are.
+    #[inline(always)]
+    fn load(&self, s: &mut [u64; SLOTS], b: &[u8]) {
+        for op in self.ops() {
             let w = u64::from_be_bytes(load(b, usize::from(op.start)));
-            s[usize::from(op.slot) & (SLOTS - 1)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
+            s[usize::from(op.slot)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
         }
+    }
+
+    /// [`Plan::load`] from a window that starts with the record (a windowed plan only; the
+    /// window's bytes past the record are never read, as no op reads past the record).
+    #[inline(always)]
+    fn load_window(&self, s: &mut [u64; SLOTS], b: &Window) {
+        for op in self.ops() {
+            let at = usize::from(op.start) & WINDOW_MASK;
+            let w = match b[at..at + 8].try_into() {
+                Ok(w) => u64::from_be_bytes(w),
+                Err(_) => 0,
+            };
+            s[usize::from(op.slot)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
+        }
+    }
+
+    /// The record the slots hold (every slot no op writes is 0).
+    #[inline(always)]
+    fn build(&self, s: &[u64; SLOTS]) -> FlowRecord {
         let addr = |kind: Addr, slot: u8| {
             let hi = s[usize::from(slot)];
             match kind {
@@ -575,6 +623,80 @@ impl Template {
             rest: body,
             error: None,
         }
+    }
+
+    /// The data records of a data set as flow records: what
+    /// `records(body).map(|r| r.to_flow())` yields, read for less per record (a set's
+    /// records share the plan's slots, and a windowed plan loads without bounds checks).
+    pub fn flows<'a>(&'a self, body: &'a [u8]) -> Flows<'a> {
+        Flows {
+            recs: self.records(body),
+            slots: [0; SLOTS],
+        }
+    }
+}
+
+/// Iterator over the flow records of one data set (see [`Template::flows`]).
+#[derive(Clone, Debug)]
+pub struct Flows<'a> {
+    recs: DataRecords<'a>,
+    /// The plan's slots, shared by the set's records: every record's ops write the same
+    /// slots, so the others stay 0 from the start.
+    slots: [u64; SLOTS],
+}
+
+impl Flows<'_> {
+    /// Set when the walk stopped at a malformed record (a variable-length field past the end).
+    pub fn error(&self) -> Option<NetflowError> {
+        self.recs.error
+    }
+
+    /// Reads the next record into `f` (every field written); false at the end of the set,
+    /// `f` untouched. What [`Iterator::next`] yields, without moving the record around.
+    #[inline]
+    pub fn next_into(&mut self, f: &mut FlowRecord) -> bool {
+        let tpl = self.recs.tpl;
+        let Some(plan) = &tpl.plan else {
+            return match self.recs.next() {
+                Some(r) => {
+                    *f = r.to_flow_walked();
+                    true
+                }
+                None => false,
+            };
+        };
+        // A plan's template has fixed-length records only.
+        let rest = self.recs.rest;
+        let len = tpl.min_record_len();
+        let Some((rec, tail)) = rest.split_at_checked(len).filter(|_| len > 0) else {
+            self.recs.rest = &[];
+            return false;
+        };
+        self.recs.rest = tail;
+        if plan.windowed {
+            match rest.first_chunk::<WINDOW>() {
+                Some(w) => plan.load_window(&mut self.slots, w),
+                None => {
+                    // The set's last records: the window is padded with zeros.
+                    let mut w = [0u8; WINDOW];
+                    w[..rest.len()].copy_from_slice(rest);
+                    plan.load_window(&mut self.slots, &w);
+                }
+            }
+        } else {
+            plan.load(&mut self.slots, rec);
+        }
+        *f = plan.build(&self.slots);
+        true
+    }
+}
+
+impl Iterator for Flows<'_> {
+    type Item = FlowRecord;
+
+    fn next(&mut self) -> Option<FlowRecord> {
+        let mut f = FlowRecord::default();
+        self.next_into(&mut f).then_some(f)
     }
 }
 
@@ -1154,6 +1276,43 @@ mod tests {
         assert!(size_of::<Template>() < 2200, "{}", size_of::<Template>());
     }
 
+    #[test]
+    fn flows_read_windowed_and_long_records_like_the_walk() {
+        // Records whose loads all start in the window (the last field ends at byte 71),
+        // and records one byte longer, read through the checked loads.
+        for (pad, windowed) in [(46u16, true), (47, false)] {
+            let tpl = template_of(
+                &[
+                    (8, 4, 0),
+                    (12, 4, 0),
+                    (7, 2, 0),
+                    (11, 2, 0),
+                    (4, 1, 0),
+                    (1, 4, 0),
+                    (999, pad, 0),
+                    (2, 8, 0),
+                ],
+                false,
+            );
+            let plan = tpl.plan.as_ref().unwrap();
+            assert_eq!(plan.windowed, windowed);
+            let len = tpl.min_record_len();
+            // Several records and some padding: the last ones have less than a window left.
+            let data: Vec<u8> = (0..len * 4 + 3).map(|i| (i * 7 + 1) as u8).collect();
+            let walked: Vec<_> = tpl.records(&data).map(|r| r.to_flow_walked()).collect();
+            let fast: Vec<_> = tpl.flows(&data).collect();
+            assert_eq!(walked.len(), 4);
+            assert_eq!(fast, walked);
+            assert_eq!(fast[3].packets, be_uint(&data[len * 4 - 8..len * 4]));
+        }
+        // No plan (a variable-length field): the walk, with its error.
+        let tpl = template_of(&[(8, 4, 0), (1, VARLEN, 0)], true);
+        let mut flows = tpl.flows(&[192, 0, 2, 1, 1, 9, 192, 0, 2, 2, 200]);
+        assert_eq!(flows.next().unwrap().bytes, 9);
+        assert!(flows.next().is_none());
+        assert_eq!(flows.error(), Some(NetflowError::VarlenTruncated));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 
@@ -1205,10 +1364,33 @@ mod tests {
             };
             let mut recs = tpl.records(&data);
             let mut n = 0;
+            let mut walked = Vec::new();
             for r in recs.by_ref() {
                 proptest::prop_assert_eq!(r.to_flow(), r.to_flow_walked());
+                walked.push(r.to_flow_walked());
                 n += 1;
             }
+            // The set-at-a-time decode yields the same records and stops the same way.
+            let mut flows = tpl.flows(&data);
+            let fast: Vec<_> = flows.by_ref().collect();
+            proptest::prop_assert_eq!(&fast, &walked);
+            proptest::prop_assert_eq!(flows.error(), recs.error());
+            // Into one reused record, whatever the previous one left in it.
+            let mut flows = tpl.flows(&data);
+            let mut f = FlowRecord::default();
+            let mut reused = Vec::new();
+            while flows.next_into(&mut f) {
+                reused.push(f);
+                f = FlowRecord {
+                    l3: FlowL3::Ipv6,
+                    src: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    sampling_rate: 7,
+                    time_base: TimeBase::Uptime,
+                    packets: 3,
+                    ..FlowRecord::default()
+                };
+            }
+            proptest::prop_assert_eq!(reused, walked);
             if !tpl.varlen {
                 // Every fixed-length template gets a plan, but those with several rate
                 // elements, records shorter than a load, or fields past any record.
