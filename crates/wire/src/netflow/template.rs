@@ -240,8 +240,8 @@ struct Plan {
     /// the value times 1000.
     start_secs: bool,
     end_secs: bool,
-    /// Every op starts below [`WINDOW_MASK`]: records can be read through a fixed-size
-    /// [`Window`] without a bounds check per load.
+    /// Every op's field ends by byte [`WINDOW_MASK`]: records can be read through a
+    /// fixed-size [`Window`] without a bounds check or a shift per load.
     windowed: bool,
 }
 
@@ -250,9 +250,13 @@ struct Plan {
 /// low bytes of the 8 that end where it ends (or of the record's first 8, for a field that
 /// ends before byte 8); a longer one keeps its last 8 bytes, as `be_uint` does; a 16-byte
 /// address is two loads, its high half into `slot`, its low half into `slot + 1`.
+///
+/// `end` is where the field ends: a windowed load (see [`Window`]) reads the 8 bytes that
+/// end there, whatever the field's offset, and needs no shift.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Op {
     start: u16,
+    end: u16,
     shift: u8,
     slot: u8,
     mask: u64,
@@ -271,6 +275,7 @@ impl Op {
         };
         Some(Op {
             start: u16::try_from(start).ok()?,
+            end: u16::try_from(end).ok()?,
             shift: shift as u8,
             slot,
             mask: u64::MAX.checked_shr(64 - 8 * n).unwrap_or(0),
@@ -317,9 +322,11 @@ const S_SAMPLER: u8 = 22;
 /// (the slots of a set's records are zeroed once per set, see [`Flows`]).
 const SLOTS: usize = 256;
 
-/// The bytes a windowed [`Plan`] reads a record from: the record and whatever follows it
-/// in its set (zeros past the set's end). An op's start is masked with [`WINDOW_MASK`], so
-/// its 8-byte load is always inside the window and needs no check.
+/// The bytes a windowed [`Plan`] reads a record from: the 8 bytes before the record (zeros
+/// for a set's first record), the record, and whatever follows it in its set (zeros past
+/// the set's end). The 8 bytes that end where a field ends start at the field's end in the
+/// window: an op's end masked with [`WINDOW_MASK`] is a load always inside the window,
+/// and bytes outside the record are always masked off.
 type Window = [u8; WINDOW];
 const WINDOW: usize = 72;
 const WINDOW_MASK: usize = WINDOW - 9;
@@ -442,7 +449,7 @@ impl Plan {
         p.n = k as u16;
         p.windowed = p.ops[..k]
             .iter()
-            .all(|op| usize::from(op.start) <= WINDOW_MASK);
+            .all(|op| usize::from(op.end) <= WINDOW_MASK);
         Some(p)
     }
 
@@ -470,17 +477,16 @@ impl Plan {
         }
     }
 
-    /// [`Plan::load`] from a window that starts with the record (a windowed plan only; the
-    /// window's bytes past the record are never read, as no op reads past the record).
+    /// [`Plan::load`] from a record's [`Window`] (a windowed plan only).
     #[inline(always)]
     fn load_window(&self, s: &mut [u64; SLOTS], b: &Window) {
         for op in self.ops() {
-            let at = usize::from(op.start) & WINDOW_MASK;
+            let at = usize::from(op.end) & WINDOW_MASK;
             let w = match b[at..at + 8].try_into() {
                 Ok(w) => u64::from_be_bytes(w),
                 Err(_) => 0,
             };
-            s[usize::from(op.slot)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
+            s[usize::from(op.slot)] = w & op.mask;
         }
     }
 
@@ -631,6 +637,7 @@ impl Template {
     pub fn flows<'a>(&'a self, body: &'a [u8]) -> Flows<'a> {
         Flows {
             recs: self.records(body),
+            body,
             slots: [0; SLOTS],
         }
     }
@@ -640,6 +647,8 @@ impl Template {
 #[derive(Clone, Debug)]
 pub struct Flows<'a> {
     recs: DataRecords<'a>,
+    /// The whole set (a record's window starts before it).
+    body: &'a [u8],
     /// The plan's slots, shared by the set's records: every record's ops write the same
     /// slots, so the others stay 0 from the start.
     slots: [u64; SLOTS],
@@ -674,12 +683,19 @@ impl Flows<'_> {
         };
         self.recs.rest = tail;
         if plan.windowed {
-            match rest.first_chunk::<WINDOW>() {
+            // The record starts at `at` of the set; its window 8 bytes before.
+            let at = self.body.len() - rest.len();
+            match self
+                .body
+                .get(at.wrapping_sub(8)..)
+                .and_then(|b| b.first_chunk::<WINDOW>())
+            {
                 Some(w) => plan.load_window(&mut self.slots, w),
                 None => {
-                    // The set's last records: the window is padded with zeros.
+                    // The set's first and last records: the window is padded with zeros.
                     let mut w = [0u8; WINDOW];
-                    w[..rest.len()].copy_from_slice(rest);
+                    let n = rest.len().min(WINDOW - 8);
+                    w[8..8 + n].copy_from_slice(&rest[..n]);
                     plan.load_window(&mut self.slots, &w);
                 }
             }
@@ -1278,9 +1294,9 @@ mod tests {
 
     #[test]
     fn flows_read_windowed_and_long_records_like_the_walk() {
-        // Records whose loads all start in the window (the last field ends at byte 71),
+        // Records whose fields all end in the window (the last one ends at byte 63),
         // and records one byte longer, read through the checked loads.
-        for (pad, windowed) in [(46u16, true), (47, false)] {
+        for (pad, windowed) in [(38u16, true), (39, false)] {
             let tpl = template_of(
                 &[
                     (8, 4, 0),
