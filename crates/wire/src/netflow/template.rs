@@ -240,9 +240,9 @@ struct Plan {
     /// the value times 1000.
     start_secs: bool,
     end_secs: bool,
-    /// Every op's field ends by byte [`WINDOW_MASK`]: records can be read through a
-    /// fixed-size [`Window`] without a bounds check or a shift per load.
-    windowed: bool,
+    /// The fixed-size window records can be read through, without a bounds check or a
+    /// shift per load (see [`Window`]), if every field the plan reads ends in one.
+    window: Window,
 }
 
 /// One load of a [`Plan`]: the 8 bytes at `start` of the record, big-endian, shifted right
@@ -322,14 +322,24 @@ const S_SAMPLER: u8 = 22;
 /// (the slots of a set's records are zeroed once per set, see [`Flows`]).
 const SLOTS: usize = 256;
 
-/// The bytes a windowed [`Plan`] reads a record from: the 8 bytes before the record (zeros
-/// for a set's first record), the record, and whatever follows it in its set (zeros past
-/// the set's end). The 8 bytes that end where a field ends start at the field's end in the
-/// window: an op's end masked with [`WINDOW_MASK`] is a load always inside the window,
-/// and bytes outside the record are always masked off.
-type Window = [u8; WINDOW];
-const WINDOW: usize = 72;
-const WINDOW_MASK: usize = WINDOW - 9;
+/// The bytes a windowed [`Plan`] reads a record from: `W` bytes, the 8 before the record
+/// (zeros for a set's first record), the record, and whatever follows it in its set (zeros
+/// past the set's end). The 8 bytes that end where a field ends start at the field's end in
+/// the window: an op's end masked with `W - 9` (`W - 8` is a power of two, and no field
+/// ends past it) is a load always inside the window, and bytes outside the record are
+/// always masked off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Window {
+    /// Some field ends past the long window: checked loads.
+    #[default]
+    None,
+    /// Every field ends by byte 63 ([`SHORT`] bytes).
+    Short,
+    /// Every field ends by byte 255 ([`LONG`] bytes).
+    Long,
+}
+const SHORT: usize = 72;
+const LONG: usize = 264;
 
 impl Plan {
     /// Compiles the plan of a fixed-length template's fields; `None` when the walk must
@@ -359,7 +369,7 @@ impl Plan {
             time_base: TimeBase::None,
             start_secs: false,
             end_secs: false,
-            windowed: false,
+            window: Window::None,
         };
         let mut offset = 0u32;
         let mut k = 0usize;
@@ -447,9 +457,12 @@ impl Plan {
             }
         }
         p.n = k as u16;
-        p.windowed = p.ops[..k]
-            .iter()
-            .all(|op| usize::from(op.end) <= WINDOW_MASK);
+        let end = p.ops[..k].iter().map(|op| usize::from(op.end)).max();
+        p.window = match end.unwrap_or(0) {
+            e if e <= SHORT - 9 => Window::Short,
+            e if e <= LONG - 9 => Window::Long,
+            _ => Window::None,
+        };
         Some(p)
     }
 
@@ -477,16 +490,28 @@ impl Plan {
         }
     }
 
-    /// [`Plan::load`] from a record's [`Window`] (a windowed plan only).
+    /// [`Plan::load`] from a record's `W`-byte [`Window`] (a plan whose fields all end in
+    /// it), four ops a round.
     #[inline(always)]
-    fn load_window(&self, s: &mut [u64; SLOTS], b: &Window) {
-        for op in self.ops() {
-            let at = usize::from(op.end) & WINDOW_MASK;
+    fn load_window<const W: usize>(&self, s: &mut [u64; SLOTS], b: &[u8; W]) {
+        const { assert!((W - 8).is_power_of_two()) };
+        let mut one = |op: &Op| {
+            let at = usize::from(op.end) & (W - 9);
             let w = match b[at..at + 8].try_into() {
                 Ok(w) => u64::from_be_bytes(w),
                 Err(_) => 0,
             };
             s[usize::from(op.slot)] = w & op.mask;
+        };
+        let (rounds, rest) = self.ops().as_chunks::<4>();
+        for [a, b, c, d] in rounds {
+            one(a);
+            one(b);
+            one(c);
+            one(d);
+        }
+        for op in rest {
+            one(op);
         }
     }
 
@@ -682,28 +707,34 @@ impl Flows<'_> {
             return false;
         };
         self.recs.rest = tail;
-        if plan.windowed {
-            // The record starts at `at` of the set; its window 8 bytes before.
-            let at = self.body.len() - rest.len();
-            match self
-                .body
-                .get(at.wrapping_sub(8)..)
-                .and_then(|b| b.first_chunk::<WINDOW>())
-            {
-                Some(w) => plan.load_window(&mut self.slots, w),
-                None => {
-                    // The set's first and last records: the window is padded with zeros.
-                    let mut w = [0u8; WINDOW];
-                    let n = rest.len().min(WINDOW - 8);
-                    w[8..8 + n].copy_from_slice(&rest[..n]);
-                    plan.load_window(&mut self.slots, &w);
-                }
-            }
-        } else {
-            plan.load(&mut self.slots, rec);
+        match plan.window {
+            Window::Short => self.load_window::<SHORT>(plan, rest),
+            Window::Long => self.load_window::<LONG>(plan, rest),
+            Window::None => plan.load(&mut self.slots, rec),
         }
         *f = plan.build(&self.slots);
         true
+    }
+
+    /// Runs a windowed plan on the record that starts `rest` (the set from the record on).
+    #[inline(always)]
+    fn load_window<const W: usize>(&mut self, plan: &Plan, rest: &[u8]) {
+        // The record starts at `at` of the set; its window 8 bytes before.
+        let at = self.body.len() - rest.len();
+        match self
+            .body
+            .get(at.wrapping_sub(8)..)
+            .and_then(|b| b.first_chunk::<W>())
+        {
+            Some(w) => plan.load_window(&mut self.slots, w),
+            None => {
+                // The set's first and last records: the window is padded with zeros.
+                let mut w = [0u8; W];
+                let n = rest.len().min(W - 8);
+                w[8..8 + n].copy_from_slice(&rest[..n]);
+                plan.load_window(&mut self.slots, &w);
+            }
+        }
     }
 }
 
@@ -1294,9 +1325,15 @@ mod tests {
 
     #[test]
     fn flows_read_windowed_and_long_records_like_the_walk() {
-        // Records whose fields all end in the window (the last one ends at byte 63),
-        // and records one byte longer, read through the checked loads.
-        for (pad, windowed) in [(38u16, true), (39, false)] {
+        // Records whose fields all end in the short window (the last one ends at byte 63),
+        // records one byte longer, records whose last field ends at byte 255, the last
+        // in the long window, and records read through the checked loads.
+        for (pad, window) in [
+            (38u16, Window::Short),
+            (39, Window::Long),
+            (230, Window::Long),
+            (231, Window::None),
+        ] {
             let tpl = template_of(
                 &[
                     (8, 4, 0),
@@ -1311,7 +1348,7 @@ mod tests {
                 false,
             );
             let plan = tpl.plan.as_ref().unwrap();
-            assert_eq!(plan.windowed, windowed);
+            assert_eq!(plan.window, window);
             let len = tpl.min_record_len();
             // Several records and some padding: the last ones have less than a window left.
             let data: Vec<u8> = (0..len * 4 + 3).map(|i| (i * 7 + 1) as u8).collect();
