@@ -188,13 +188,14 @@ impl FlowDecoder {
                                 }
                                 continue;
                             }
-                            let mut recs = t.records(set.body);
+                            let mut recs = t.flows(set.body);
                             // The announced rate of the last sampler looked up: nothing
                             // changes the cache while one set's records are read.
                             let mut announced: Option<(u32, u32)> = None;
-                            for r in recs.by_ref() {
+                            // One record, overwritten by each of the set's records.
+                            let mut f = FlowRecord::default();
+                            while recs.next_into(&mut f) {
                                 data_records = data_records.wrapping_add(1);
-                                let mut f = r.to_flow();
                                 if f.sampling_rate == 0 {
                                     f.sampling_rate = match announced {
                                         Some((id, rate)) if id == f.sampler_id => rate,

@@ -240,6 +240,9 @@ struct Plan {
     /// the value times 1000.
     start_secs: bool,
     end_secs: bool,
+    /// The fixed-size window records can be read through, without a bounds check or a
+    /// shift per load (see [`Window`]), if every field the plan reads ends in one.
+    window: Window,
 }
 
 /// One load of a [`Plan`]: the 8 bytes at `start` of the record, big-endian, shifted right
@@ -247,9 +250,13 @@ struct Plan {
 /// low bytes of the 8 that end where it ends (or of the record's first 8, for a field that
 /// ends before byte 8); a longer one keeps its last 8 bytes, as `be_uint` does; a 16-byte
 /// address is two loads, its high half into `slot`, its low half into `slot + 1`.
+///
+/// `end` is where the field ends: a windowed load (see [`Window`]) reads the 8 bytes that
+/// end there, whatever the field's offset, and needs no shift.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Op {
     start: u16,
+    end: u16,
     shift: u8,
     slot: u8,
     mask: u64,
@@ -268,6 +275,7 @@ impl Op {
         };
         Some(Op {
             start: u16::try_from(start).ok()?,
+            end: u16::try_from(end).ok()?,
             shift: shift as u8,
             slot,
             mask: u64::MAX.checked_shr(64 - 8 * n).unwrap_or(0),
@@ -310,8 +318,28 @@ const S_START: u8 = 19;
 const S_END: u8 = 20;
 const S_RATE: u8 = 21;
 const S_SAMPLER: u8 = 22;
-/// Slot count (a power of two, so a masked index needs no bounds check).
-const SLOTS: usize = 32;
+/// Slot count: every index a `u8` can hold, so indexing by an op's slot needs no check
+/// (the slots of a set's records are zeroed once per set, see [`Flows`]).
+const SLOTS: usize = 256;
+
+/// The bytes a windowed [`Plan`] reads a record from: `W` bytes, the 8 before the record
+/// (zeros for a set's first record), the record, and whatever follows it in its set (zeros
+/// past the set's end). The 8 bytes that end where a field ends start at the field's end in
+/// the window: an op's end masked with `W - 9` (`W - 8` is a power of two, and no field
+/// ends past it) is a load always inside the window, and bytes outside the record are
+/// always masked off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Window {
+    /// Some field ends past the long window: checked loads.
+    #[default]
+    None,
+    /// Every field ends by byte 63 ([`SHORT`] bytes).
+    Short,
+    /// Every field ends by byte 255 ([`LONG`] bytes).
+    Long,
+}
+const SHORT: usize = 72;
+const LONG: usize = 264;
 
 impl Plan {
     /// Compiles the plan of a fixed-length template's fields; `None` when the walk must
@@ -341,6 +369,7 @@ impl Plan {
             time_base: TimeBase::None,
             start_secs: false,
             end_secs: false,
+            window: Window::None,
         };
         let mut offset = 0u32;
         let mut k = 0usize;
@@ -428,17 +457,67 @@ impl Plan {
             }
         }
         p.n = k as u16;
+        let end = p.ops[..k].iter().map(|op| usize::from(op.end)).max();
+        p.window = match end.unwrap_or(0) {
+            e if e <= SHORT - 9 => Window::Short,
+            e if e <= LONG - 9 => Window::Long,
+            _ => Window::None,
+        };
         Some(p)
+    }
+
+    /// The ops to run.
+    #[inline(always)]
+    fn ops(&self) -> &[Op] {
+        self.ops.get(..usize::from(self.n)).unwrap_or_default()
     }
 
     /// Decodes one record (exactly the template's record length; shorter ones read zeros).
     #[inline]
     fn run(&self, b: &[u8]) -> FlowRecord {
         let mut s = [0u64; SLOTS];
-        for op in self.ops.get(..usize::from(self.n)).unwrap_or_default() {
+        self.load(&mut s, b);
+        self.build(&s)
+    }
+
+    /// Runs the ops on a record (exactly the template's record length; shorter ones read
+    /// zeros) into the slots they write; the other slots are left as they are.
+    #[inline(always)]
+    fn load(&self, s: &mut [u64; SLOTS], b: &[u8]) {
+        for op in self.ops() {
             let w = u64::from_be_bytes(load(b, usize::from(op.start)));
-            s[usize::from(op.slot) & (SLOTS - 1)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
+            s[usize::from(op.slot)] = w.wrapping_shr(u32::from(op.shift)) & op.mask;
         }
+    }
+
+    /// [`Plan::load`] from a record's `W`-byte [`Window`] (a plan whose fields all end in
+    /// it), four ops a round.
+    #[inline(always)]
+    fn load_window<const W: usize>(&self, s: &mut [u64; SLOTS], b: &[u8; W]) {
+        const { assert!((W - 8).is_power_of_two()) };
+        let mut one = |op: &Op| {
+            let at = usize::from(op.end) & (W - 9);
+            let w = match b[at..at + 8].try_into() {
+                Ok(w) => u64::from_be_bytes(w),
+                Err(_) => 0,
+            };
+            s[usize::from(op.slot)] = w & op.mask;
+        };
+        let (rounds, rest) = self.ops().as_chunks::<4>();
+        for [a, b, c, d] in rounds {
+            one(a);
+            one(b);
+            one(c);
+            one(d);
+        }
+        for op in rest {
+            one(op);
+        }
+    }
+
+    /// The record the slots hold (every slot no op writes is 0).
+    #[inline(always)]
+    fn build(&self, s: &[u64; SLOTS]) -> FlowRecord {
         let addr = |kind: Addr, slot: u8| {
             let hi = s[usize::from(slot)];
             match kind {
@@ -575,6 +654,96 @@ impl Template {
             rest: body,
             error: None,
         }
+    }
+
+    /// The data records of a data set as flow records: what
+    /// `records(body).map(|r| r.to_flow())` yields, read for less per record (a set's
+    /// records share the plan's slots, and a windowed plan loads without bounds checks).
+    pub fn flows<'a>(&'a self, body: &'a [u8]) -> Flows<'a> {
+        Flows {
+            recs: self.records(body),
+            body,
+            slots: [0; SLOTS],
+        }
+    }
+}
+
+/// Iterator over the flow records of one data set (see [`Template::flows`]).
+#[derive(Clone, Debug)]
+pub struct Flows<'a> {
+    recs: DataRecords<'a>,
+    /// The whole set (a record's window starts before it).
+    body: &'a [u8],
+    /// The plan's slots, shared by the set's records: every record's ops write the same
+    /// slots, so the others stay 0 from the start.
+    slots: [u64; SLOTS],
+}
+
+impl Flows<'_> {
+    /// Set when the walk stopped at a malformed record (a variable-length field past the end).
+    pub fn error(&self) -> Option<NetflowError> {
+        self.recs.error
+    }
+
+    /// Reads the next record into `f` (every field written); false at the end of the set,
+    /// `f` untouched. What [`Iterator::next`] yields, without moving the record around.
+    #[inline]
+    pub fn next_into(&mut self, f: &mut FlowRecord) -> bool {
+        let tpl = self.recs.tpl;
+        let Some(plan) = &tpl.plan else {
+            return match self.recs.next() {
+                Some(r) => {
+                    *f = r.to_flow_walked();
+                    true
+                }
+                None => false,
+            };
+        };
+        // A plan's template has fixed-length records only.
+        let rest = self.recs.rest;
+        let len = tpl.min_record_len();
+        let Some((rec, tail)) = rest.split_at_checked(len).filter(|_| len > 0) else {
+            self.recs.rest = &[];
+            return false;
+        };
+        self.recs.rest = tail;
+        match plan.window {
+            Window::Short => self.load_window::<SHORT>(plan, rest),
+            Window::Long => self.load_window::<LONG>(plan, rest),
+            Window::None => plan.load(&mut self.slots, rec),
+        }
+        *f = plan.build(&self.slots);
+        true
+    }
+
+    /// Runs a windowed plan on the record that starts `rest` (the set from the record on).
+    #[inline(always)]
+    fn load_window<const W: usize>(&mut self, plan: &Plan, rest: &[u8]) {
+        // The record starts at `at` of the set; its window 8 bytes before.
+        let at = self.body.len() - rest.len();
+        match self
+            .body
+            .get(at.wrapping_sub(8)..)
+            .and_then(|b| b.first_chunk::<W>())
+        {
+            Some(w) => plan.load_window(&mut self.slots, w),
+            None => {
+                // The set's first and last records: the window is padded with zeros.
+                let mut w = [0u8; W];
+                let n = rest.len().min(W - 8);
+                w[8..8 + n].copy_from_slice(&rest[..n]);
+                plan.load_window(&mut self.slots, &w);
+            }
+        }
+    }
+}
+
+impl Iterator for Flows<'_> {
+    type Item = FlowRecord;
+
+    fn next(&mut self) -> Option<FlowRecord> {
+        let mut f = FlowRecord::default();
+        self.next_into(&mut f).then_some(f)
     }
 }
 
@@ -1154,6 +1323,49 @@ mod tests {
         assert!(size_of::<Template>() < 2200, "{}", size_of::<Template>());
     }
 
+    #[test]
+    fn flows_read_windowed_and_long_records_like_the_walk() {
+        // Records whose fields all end in the short window (the last one ends at byte 63),
+        // records one byte longer, records whose last field ends at byte 255, the last
+        // in the long window, and records read through the checked loads.
+        for (pad, window) in [
+            (38u16, Window::Short),
+            (39, Window::Long),
+            (230, Window::Long),
+            (231, Window::None),
+        ] {
+            let tpl = template_of(
+                &[
+                    (8, 4, 0),
+                    (12, 4, 0),
+                    (7, 2, 0),
+                    (11, 2, 0),
+                    (4, 1, 0),
+                    (1, 4, 0),
+                    (999, pad, 0),
+                    (2, 8, 0),
+                ],
+                false,
+            );
+            let plan = tpl.plan.as_ref().unwrap();
+            assert_eq!(plan.window, window);
+            let len = tpl.min_record_len();
+            // Several records and some padding: the last ones have less than a window left.
+            let data: Vec<u8> = (0..len * 4 + 3).map(|i| (i * 7 + 1) as u8).collect();
+            let walked: Vec<_> = tpl.records(&data).map(|r| r.to_flow_walked()).collect();
+            let fast: Vec<_> = tpl.flows(&data).collect();
+            assert_eq!(walked.len(), 4);
+            assert_eq!(fast, walked);
+            assert_eq!(fast[3].packets, be_uint(&data[len * 4 - 8..len * 4]));
+        }
+        // No plan (a variable-length field): the walk, with its error.
+        let tpl = template_of(&[(8, 4, 0), (1, VARLEN, 0)], true);
+        let mut flows = tpl.flows(&[192, 0, 2, 1, 1, 9, 192, 0, 2, 2, 200]);
+        assert_eq!(flows.next().unwrap().bytes, 9);
+        assert!(flows.next().is_none());
+        assert_eq!(flows.error(), Some(NetflowError::VarlenTruncated));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 
@@ -1205,10 +1417,33 @@ mod tests {
             };
             let mut recs = tpl.records(&data);
             let mut n = 0;
+            let mut walked = Vec::new();
             for r in recs.by_ref() {
                 proptest::prop_assert_eq!(r.to_flow(), r.to_flow_walked());
+                walked.push(r.to_flow_walked());
                 n += 1;
             }
+            // The set-at-a-time decode yields the same records and stops the same way.
+            let mut flows = tpl.flows(&data);
+            let fast: Vec<_> = flows.by_ref().collect();
+            proptest::prop_assert_eq!(&fast, &walked);
+            proptest::prop_assert_eq!(flows.error(), recs.error());
+            // Into one reused record, whatever the previous one left in it.
+            let mut flows = tpl.flows(&data);
+            let mut f = FlowRecord::default();
+            let mut reused = Vec::new();
+            while flows.next_into(&mut f) {
+                reused.push(f);
+                f = FlowRecord {
+                    l3: FlowL3::Ipv6,
+                    src: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    sampling_rate: 7,
+                    time_base: TimeBase::Uptime,
+                    packets: 3,
+                    ..FlowRecord::default()
+                };
+            }
+            proptest::prop_assert_eq!(reused, walked);
             if !tpl.varlen {
                 // Every fixed-length template gets a plan, but those with several rate
                 // elements, records shorter than a load, or fields past any record.
