@@ -279,7 +279,7 @@ impl Default for Interface {
 }
 
 impl Interface {
-    /// Asks for what a record with keys `k` will touch on side `dir` (see [`Pipeline`]):
+    /// Asks for what a record with keys `k` will touch on side `dir` (see [`Lookahead`]):
     /// the table words and append places of the top-N sketches, and the cardinality
     /// registers.
     fn prefetch_slots(&self, dir: usize, k: &Keys) {
@@ -516,7 +516,7 @@ pub struct FlowHandler {
     pub window: Window<FlowBucket>,
     decoder: FlowDecoder,
     /// Decoded records not yet counted (empty between datagrams).
-    pipeline: Pipeline,
+    lookahead: Lookahead,
 }
 
 impl FlowHandler {
@@ -610,7 +610,7 @@ impl FlowHandler {
             window_config,
             window: Window::new(usize::from(window_config.num_periods)),
             decoder: FlowDecoder::new(limits.max_templates),
-            pipeline: Pipeline::default(),
+            lookahead: Lookahead::default(),
         })
     }
 
@@ -623,7 +623,7 @@ impl FlowHandler {
             filters,
             scaling,
             limits,
-            pipeline,
+            lookahead,
             ..
         } = self;
         let bucket = window.live();
@@ -634,9 +634,9 @@ impl FlowHandler {
             limits: *limits,
         };
         decoder.decode(input, exporter, payload, &mut |ev| match ev {
-            decode::Event::Record(device, r) => pipeline.push(bucket, c, device, r),
+            decode::Event::Record(device, r) => lookahead.push(bucket, c, device, r),
             decode::Event::Health(device, h) => {
-                pipeline.drain(bucket, c);
+                lookahead.drain(bucket, c);
                 if let Some(d) = device_mut(bucket, limits.max_devices, device) {
                     d.datagrams += h.datagrams;
                     d.missing_templates += h.missing_templates;
@@ -650,7 +650,7 @@ impl FlowHandler {
             }
             decode::Event::Undecodable => bucket.packet_errors += 1,
         });
-        pipeline.drain(bucket, c);
+        lookahead.drain(bucket, c);
     }
 
     /// Exports one (merged) bucket in pktvisor's layout.
@@ -1149,7 +1149,7 @@ fn sides(r: &FlowRecord, filters: &Filters) -> [(usize, bool, u32); 2] {
 /// each record at once gives. Prefetches are hints: a sketch that changed in between (a
 /// purge, a new interface) at worst makes one useless.
 #[derive(Default)]
-struct Pipeline {
+struct Lookahead {
     /// The record being taken and the one waiting (in place: a record with its keys is a
     /// few hundred bytes, and each copy of it was a `memcpy` call per record).
     slots: [Pending; 2],
@@ -1185,7 +1185,7 @@ struct Counting<'a> {
     limits: FlowLimits,
 }
 
-impl Pipeline {
+impl Lookahead {
     /// Takes a decoded record: asks for what it will touch, counts the waiting one, and
     /// leaves this one waiting.
     #[inline]
