@@ -501,6 +501,45 @@ mod tests {
             same_rendering(&msg, offset);
         }
 
+        /// Well-formed runs of labels at any offset, with few or no bytes after the root
+        /// label: the fast path renders every name with no byte that needs an escape (the
+        /// random messages above rarely hold one longer than a word), and agrees with the
+        /// general path on all of them.
+        #[test]
+        fn fast_path_renders_label_runs(
+            prefix in proptest::collection::vec(any::<u8>(), 0..20),
+            labels in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        60 => prop_oneof![b'a'..=b'z', b'A'..=b'Z', b'0'..=b'9', Just(b'-')],
+                        1 => prop_oneof![Just(b'.'), Just(b'\\'), Just(b' '), Just(0xffu8), Just(0u8)],
+                    ],
+                    1..24,
+                ),
+                0..12,
+            ),
+            tail in proptest::collection::vec(any::<u8>(), 0..6),
+        ) {
+            let mut msg = prefix.clone();
+            for l in &labels {
+                msg.push(l.len() as u8);
+                msg.extend_from_slice(l);
+            }
+            msg.push(0);
+            msg.extend_from_slice(&tail);
+            same_rendering(&msg, prefix.len());
+            let plain = labels.iter().flatten().all(|&b| (b'!'..=b'~').contains(&b) && b != b'.' && b != b'\\');
+            let wire: usize = labels.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+            let mut buf = NameBuf::new();
+            let fast = Name::from_message(&msg, prefix.len()).write_lower_plain(&mut buf);
+            prop_assert_eq!(fast, plain && wire <= 255);
+            if fast {
+                let want: Vec<String> = labels.iter().map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
+                let want = want.join(".");
+                prop_assert_eq!(buf.as_bytes(), want.as_bytes());
+            }
+        }
+
         #[test]
         fn swar_matches_table(bytes in any::<[u8; 8]>()) {
             check(bytes);
