@@ -219,6 +219,39 @@ mod tests {
         );
     }
 
+    /// `aggregate_qname` written with the byte-at-a-time search only: the reference for the
+    /// word search.
+    fn aggregate_with_byte_search(name: &[u8], suffix: usize) -> (&[u8], Option<&[u8]>) {
+        let n = name.len();
+        if n < 5 {
+            return (name, None);
+        }
+        let end_dot = if suffix > 0 && n > suffix {
+            Some(n - suffix)
+        } else if name.last() == Some(&b'.') {
+            Some(n - 2)
+        } else {
+            None
+        };
+        let (mut q2, mut q3) = (name, Some(name));
+        if let Some(first) = rfind_dot_bytes(name, end_dot)
+            && first > 0
+        {
+            match rfind_dot_bytes(name, Some(first - 1)) {
+                Some(second) => {
+                    q2 = &name[second..];
+                    if second > 0
+                        && let Some(third) = rfind_dot_bytes(name, Some(second - 1))
+                    {
+                        q3 = Some(&name[third..]);
+                    }
+                }
+                None => q3 = None,
+            }
+        }
+        (q2, q3)
+    }
+
     /// The byte-at-a-time search the word version replaced.
     fn rfind_dot_bytes(name: &[u8], upto: Option<usize>) -> Option<usize> {
         let end = upto.map_or(name.len(), |p| p.saturating_add(1).min(name.len()));
@@ -227,6 +260,31 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn aggregation_matches_the_byte_search(
+            labels in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        8 => proptest::prelude::Just(b'a'),
+                        1 => proptest::prelude::Just(b'.'),
+                    ],
+                    0..40,
+                ),
+                0..10,
+            ),
+            trailing_dot in proptest::prelude::any::<bool>(),
+            suffix in 0usize..120,
+        ) {
+            let mut name = labels.join(&b'.');
+            if trailing_dot {
+                name.push(b'.');
+            }
+            proptest::prop_assert_eq!(
+                aggregate_qname(&name, suffix),
+                aggregate_with_byte_search(&name, suffix)
+            );
+        }
 
         #[test]
         fn word_rfind_is_the_byte_rfind(
